@@ -1,0 +1,52 @@
+"""Durations and the status-update cadence per severity. Pure functions."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from core.enums import Severity
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+DEFAULT_CADENCE_TEXT = "sev1=15m,sev2=30m,sev3=4h,sev4=off"
+
+
+def parse_duration(text: str) -> timedelta:
+    """`90s`, `15m`, `4h`, `1d` (a bare number is seconds). Raise ValueError with what is accepted."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text.lower())
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError(f"{text!r} is not a duration: use a positive number with s, m or h (e.g. 15m)")
+    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2) or "s"])
+
+
+def parse_cadence(text: str) -> dict[Severity, timedelta | None]:
+    """`sev1=15m,sev2=30m,sev3=4h,sev4=off` -> {Severity: timedelta or None (off)}.
+
+    Severities not named keep their default."""
+    return parse_cadence_pairs(DEFAULT_CADENCE_TEXT) | parse_cadence_pairs(text)
+
+
+def parse_cadence_pairs(text: str) -> dict[Severity, timedelta | None]:
+    result: dict[Severity, timedelta | None] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise ValueError(f"{part!r} is not of the form sevN=DURATION (e.g. sev1=15m, sev4=off)")
+        severity = Severity.parse(key)
+        result[severity] = None if value.strip().lower() == "off" else parse_duration(value)
+    return result
+
+
+def format_duration(delta: timedelta) -> str:
+    """Human text: `45 s`, `5 min`, `2 h 30 min`, `3 d 4 h`."""
+    seconds = int(round(delta.total_seconds()))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, _ = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{minutes} min"
