@@ -1,0 +1,178 @@
+"""Settings of SPEC §2: one pydantic-settings class, read from the environment and `.env`."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from core.cadence import DEFAULT_CADENCE_TEXT, parse_cadence, parse_duration
+from core.enums import Severity
+
+
+class SettingsError(Exception):
+    """A wrong or missing setting; the message is one line naming the variable."""
+
+
+def _split(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    slack_bot_token: SecretStr = Field(alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(default=None, alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
+    database_url: str = Field(default="sqlite:///sitrep.db", alias="DATABASE_URL")
+    cadence: Annotated[dict[Severity, timedelta | None], NoDecode] = Field(
+        default_factory=lambda: parse_cadence(DEFAULT_CADENCE_TEXT), alias="SITREP_CADENCE"
+    )
+    tick: Annotated[timedelta, NoDecode] = Field(default=timedelta(seconds=10), alias="SITREP_TICK")
+    escalate_after: int = Field(default=2, ge=1, alias="SITREP_ESCALATE_AFTER")
+    escalation_targets: Annotated[dict[Severity, str], NoDecode] = Field(
+        default_factory=dict, alias="SITREP_ESCALATION_TARGETS"
+    )
+    timeline_emoji: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["pushpin"], alias="SITREP_TIMELINE_EMOJI"
+    )
+    channel_prefix: str = Field(default="inc", alias="SITREP_CHANNEL_PREFIX")
+    announce_channel: str | None = Field(default=None, alias="SITREP_ANNOUNCE_CHANNEL")
+    default_severity: Severity = Field(default=Severity.SEV3, alias="SITREP_DEFAULT_SEVERITY")
+    timezone: str = Field(default="UTC", alias="SITREP_TIMEZONE")
+    digest_time: str = Field(default="09:00", alias="SITREP_DIGEST_TIME")
+    port: int = Field(default=3000, ge=1, le=65535, alias="PORT")
+
+    @field_validator("cadence", mode="before")
+    @classmethod
+    def _cadence(cls, value: Any) -> Any:
+        return parse_cadence(value) if isinstance(value, str) else value
+
+    @field_validator("tick", mode="before")
+    @classmethod
+    def _tick(cls, value: Any) -> Any:
+        return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("escalation_targets", mode="before")
+    @classmethod
+    def _targets(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        targets: dict[Severity, str] = {}
+        for part in _split(value):
+            key, sep, target = part.partition("=")
+            if not sep or not re.fullmatch(r"[SUW][A-Z0-9]+", target.strip()):
+                raise ValueError(f"{part!r} is not sevN=ID with a user (U…) or user group (S…) id")
+            targets[Severity.parse(key)] = target.strip()
+        return targets
+
+    @field_validator("timeline_emoji", mode="before")
+    @classmethod
+    def _emoji(cls, value: Any) -> Any:
+        names = [name.strip(":") for name in _split(value)]
+        if not names:
+            raise ValueError("name at least one reaction, e.g. pushpin")
+        return names
+
+    @field_validator("default_severity", mode="before")
+    @classmethod
+    def _severity(cls, value: Any) -> Any:
+        return Severity.parse(value) if isinstance(value, str) else value
+
+    @field_validator("channel_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,20}", value):
+            raise ValueError("use 1 to 21 lowercase letters, digits, - or _")
+        return value
+
+    @field_validator("announce_channel")
+    @classmethod
+    def _announce(cls, value: str | None) -> str | None:
+        if value and not re.fullmatch(r"[CG][A-Z0-9]+", value):
+            raise ValueError("use a channel id such as C0123ABC (not a #name)")
+        return value or None
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("use an IANA zone name such as UTC or Europe/Berlin") from None
+        return value
+
+    @field_validator("digest_time")
+    @classmethod
+    def _digest(cls, value: str) -> str:
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+            raise ValueError("use HH:MM on a 24-hour clock, e.g. 09:00")
+        return value
+
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _bot_token(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith("xoxb-"):
+            raise ValueError("a bot token starts with xoxb-")
+        return value
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value():
+            return None
+        if value is not None and not value.get_secret_value().startswith("xapp-"):
+            raise ValueError("an app-level token starts with xapp-")
+        return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not re.match(r"https?://", value):
+            raise ValueError("use an http(s) URL such as https://slack.com/api/")
+        return value if value.endswith("/") else value + "/"
+
+    @model_validator(mode="after")
+    def _http_needs_secret(self) -> Settings:
+        if self.slack_app_token is None and self.slack_signing_secret is None:
+            raise ValueError("SLACK_SIGNING_SECRET: required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)")
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def socket_mode(self) -> bool:
+        return self.slack_app_token is not None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings or raise SettingsError with one line naming the variable and what it accepts."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = error.get("loc") or ()
+        field = str(loc[0]) if loc else ""
+        alias = _alias_of(field)
+        message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+        if error.get("type") == "missing":
+            message = "required"
+        if message.startswith("SLACK_"):
+            raise SettingsError(message) from None
+        raise SettingsError(f"{alias}: {message}" if alias else message) from None
+
+
+def _alias_of(field: str) -> str:
+    for name, info in Settings.model_fields.items():
+        if field in (name, info.alias):
+            return info.alias or name.upper()
+    return field.upper()

@@ -1,0 +1,207 @@
+"""Storage tables (SQLModel on SQLAlchemy 2). Every datetime is stored as UTC and read back aware."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+from core.enums import EntryKind, IncidentStatus, Phase, Priority, Role, Severity
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on SQLite (no zone support) and PostgreSQL alike."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use an aware UTC datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _when(*, nullable: bool = False, index: bool = False) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+def _enum(enum: type[StrEnum], **kwargs: Any) -> Any:
+    """A string column that stores the enum's value and reads back the enum member."""
+    column_type = sa.Enum(enum, native_enum=False, length=24, values_callable=lambda e: [m.value for m in e])
+    return Field(sa_type=column_type, **kwargs)
+
+
+def _json(default: Any) -> Any:
+    return Field(default_factory=default, sa_type=sa.JSON, nullable=False)
+
+
+class Incident(SQLModel, table=True):
+    __tablename__ = "incidents"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str | None = Field(default=None, unique=True, max_length=32)
+    title: str = Field(max_length=500)
+    description: str = ""
+    severity: Severity = _enum(Severity)
+    status: IncidentStatus = _enum(IncidentStatus, default=IncidentStatus.OPEN, index=True)
+    phase: Phase = _enum(Phase, default=Phase.INVESTIGATING)
+    private: bool = False
+    declared_by: str = Field(max_length=32)
+    commander_id: str = Field(max_length=32)
+    declared_at: datetime = _when()
+    resolved_at: datetime | None = _when(nullable=True)
+    team_id: str | None = Field(default=None, max_length=32)
+    channel_id: str | None = Field(default=None, unique=True, max_length=32)
+    channel_name: str | None = Field(default=None, max_length=80)
+    intro_ts: str | None = Field(default=None, max_length=32)
+    announce_channel: str | None = Field(default=None, max_length=32)
+    announce_ts: str | None = Field(default=None, max_length=32)
+    pir_ts: str | None = Field(default=None, max_length=32)
+    # Which step of the declare flow (SPEC §5) has completed, so a failure part-way can be resumed.
+    declare_step: str = Field(default="row", max_length=16)
+    declare_error: str | None = None
+    services: list[str] = _json(list)
+    impact: dict[str, Any] = _json(dict)
+    severity_reasons: list[str] = _json(list)
+    root_cause: str | None = None
+    contributing_factors: list[str] = _json(list)
+    customer_impact: str | None = None
+    lessons: list[str] = _json(list)
+    five_whys: list[dict[str, str]] = _json(list)
+    # Cadence (SPEC §7): the one source of truth for the next reminder.
+    next_update_due: datetime | None = _when(nullable=True, index=True)
+    last_update_at: datetime | None = _when(nullable=True)
+    missed_reminders: int = 0
+    last_reminder_at: datetime | None = _when(nullable=True)
+
+
+class TimelineEntry(SQLModel, table=True):
+    __tablename__ = "timeline_entries"
+    __table_args__ = (sa.UniqueConstraint("incident_id", "message_channel", "message_ts", name="uq_entry_message"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incidents.id", index=True, ondelete="CASCADE")
+    occurred_at: datetime = _when(index=True)
+    recorded_at: datetime = _when()
+    kind: EntryKind = _enum(EntryKind)
+    actor: str = Field(default="", max_length=64)
+    text: str = ""
+    source: str = Field(default="bot", max_length=16)
+    permalink: str | None = None
+    message_channel: str | None = Field(default=None, max_length=32)
+    message_ts: str | None = Field(default=None, max_length=32)
+    kind_locked: bool = False
+    details: dict[str, Any] = _json(dict)
+
+
+class TimelineTag(SQLModel, table=True):
+    """What tagged a message into the timeline (a reaction by someone, a pin, a shortcut).
+
+    The entry lives while it has at least one tag; removing the last tag removes the entry."""
+
+    __tablename__ = "timeline_tags"
+    __table_args__ = (sa.UniqueConstraint("entry_id", "tag", name="uq_tag"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    entry_id: int = Field(foreign_key="timeline_entries.id", index=True, ondelete="CASCADE")
+    tag: str = Field(max_length=128)
+
+
+class StatusUpdate(SQLModel, table=True):
+    __tablename__ = "status_updates"
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incidents.id", index=True, ondelete="CASCADE")
+    posted_at: datetime = _when()
+    phase: Phase = _enum(Phase)
+    text: str
+    author_id: str = Field(max_length=32)
+    due_at: datetime | None = _when(nullable=True)
+    message_ts: str | None = Field(default=None, max_length=32)
+
+
+class SeverityChange(SQLModel, table=True):
+    __tablename__ = "severity_changes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incidents.id", index=True, ondelete="CASCADE")
+    changed_at: datetime = _when()
+    from_severity: Severity | None = _enum(Severity, default=None, nullable=True)
+    to_severity: Severity = _enum(Severity)
+    reason: str = ""
+    actor_id: str = Field(max_length=32)
+
+
+class RoleAssignment(SQLModel, table=True):
+    """The current holder of each role of an incident (history lives in the timeline)."""
+
+    __tablename__ = "role_assignments"
+    __table_args__ = (sa.UniqueConstraint("incident_id", "role", name="uq_role"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incidents.id", index=True, ondelete="CASCADE")
+    role: Role = _enum(Role)
+    user_id: str = Field(max_length=32)
+    assigned_at: datetime = _when()
+    assigned_by: str = Field(max_length=32)
+
+
+class ActionItem(SQLModel, table=True):
+    __tablename__ = "action_items"
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incidents.id", index=True, ondelete="CASCADE")
+    title: str
+    owner_id: str | None = Field(default=None, max_length=64)
+    priority: Priority = _enum(Priority, default=Priority.P2)
+    due: date | None = Field(default=None, index=True)
+    status: str = Field(default="open", max_length=16)
+    created_at: datetime = _when()
+    created_by: str = Field(max_length=32)
+    # The day the owner was last reminded (claimed atomically, so once per item per day).
+    reminded_on: date | None = None
+
+
+class Participant(SQLModel, table=True):
+    """Who spoke in an incident channel and when (never what)."""
+
+    __tablename__ = "participants"
+    __table_args__ = (sa.UniqueConstraint("incident_id", "user_id", name="uq_participant"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incidents.id", index=True, ondelete="CASCADE")
+    user_id: str = Field(max_length=32)
+    first_seen_at: datetime = _when()
+    last_seen_at: datetime = _when()
+    messages: int = 0
+
+
+class ProcessedEvent(SQLModel, table=True):
+    """Slack event ids already handled; inserted in the same transaction as the event's effect."""
+
+    __tablename__ = "processed_events"
+
+    event_id: str = Field(primary_key=True, max_length=64)
+    received_at: datetime = _when()
+
+
+class JobRun(SQLModel, table=True):
+    """Claims of cron runs (digest of a day), so that with several replicas each runs once."""
+
+    __tablename__ = "job_runs"
+
+    name: str = Field(primary_key=True, max_length=64)
+    run_key: str = Field(primary_key=True, max_length=64)
+    claimed_at: datetime = _when()
