@@ -218,7 +218,7 @@ def declare(
     return incident
 
 
-def _require_open(incident: Incident, doing: str) -> None:
+def require_open(incident: Incident, doing: str) -> None:
     if incident.status != IncidentStatus.OPEN:
         raise InvalidState(f"{incident.key} is resolved; `/incident reopen` it first to {doing}.")
 
@@ -233,7 +233,7 @@ def post_status_update(
     now: datetime,
     cadence: Cadence,
 ) -> StatusUpdate:
-    _require_open(incident, "post an update")
+    require_open(incident, "post an update")
     text = text.strip()
     if not text:
         raise InvalidInput("Say what changed, e.g. `/incident update identified Bad deploy, rolling back`.")
@@ -274,7 +274,7 @@ def change_severity(
     now: datetime,
     cadence: Cadence,
 ) -> SeverityChange:
-    _require_open(incident, "change its severity")
+    require_open(incident, "change its severity")
     if severity == incident.severity:
         raise InvalidInput(f"{incident.key} is already {severity.label}.")
     change = SeverityChange(
@@ -306,7 +306,7 @@ def change_severity(
 def assign_role(
     *, session: Session, incident: Incident, role: Role, user_id: str, actor_id: str, now: datetime
 ) -> RoleAssignment:
-    _require_open(incident, "assign roles")
+    require_open(incident, "assign roles")
     row = session.exec(
         select(RoleAssignment).where(RoleAssignment.incident_id == incident.id, RoleAssignment.role == role)
     ).first()
@@ -453,7 +453,7 @@ def reopen(*, session: Session, incident: Incident, actor_id: str, now: datetime
 
 
 def snooze(*, session: Session, incident: Incident, until: datetime) -> Incident:
-    _require_open(incident, "snooze its reminder")
+    require_open(incident, "snooze its reminder")
     incident.next_update_due = until
     session.add(incident)
     session.flush()

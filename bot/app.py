@@ -1,0 +1,97 @@
+"""The app factory: one Bolt App, one WebClient, one database, wired to the handlers. Nothing at import."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt import App, BoltContext
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from sqlalchemy.engine import Engine
+
+from bot.settings import Settings
+from bot.slack_client import make_client
+from core.clock import Clock, SystemClock
+from core.db import make_engine, session_factory, upgrade
+from handlers import actions, commands, events, views
+from handlers.deps import Deps
+from handlers.reply import handle_error
+
+log = logging.getLogger("sitrep.app")
+
+
+@dataclass
+class Sitrep:
+    """Everything the process runs: the Bolt app and what its listeners share."""
+
+    bolt: App
+    deps: Deps
+    engine: Engine
+    executor: ThreadPoolExecutor
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=False)
+        self.engine.dispose()
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    engine: Engine | None = None,
+    client: WebClient | None = None,
+    migrate: bool = True,
+    workers: int = 16,
+) -> Sitrep:
+    engine = engine or make_engine(settings.database_url)
+    if migrate:
+        upgrade(engine)
+    client = client or make_client(settings)
+    executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sitrep-work")
+    bot_user_id = _bot_user_id(client)
+    deps = Deps(
+        settings=settings,
+        sessions=session_factory(engine),
+        client=client,
+        clock=clock or SystemClock(),
+        bot_user_id=bot_user_id,
+    )
+    bolt = App(
+        client=client,
+        signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None,
+        # Ack first, work after: each listener's ack function answers Slack, its lazy function does the work.
+        process_before_response=True,
+        token_verification_enabled=False,
+        request_verification_enabled=not settings.socket_mode,
+        listener_executor=executor,
+        logger=logging.getLogger("sitrep.bolt"),
+    )
+    bolt.use(_inject(deps))
+
+    @bolt.error
+    def _on_error(error: Exception, body: dict[str, Any]) -> None:
+        handle_error(deps, error, body)
+
+    for module in (commands, views, actions, events):
+        module.register(bolt)
+    return Sitrep(bolt=bolt, deps=deps, engine=engine, executor=executor)
+
+
+def _inject(deps: Deps) -> Callable[..., Any]:
+    def inject_deps(context: BoltContext, next: Callable[[], Any]) -> Any:  # noqa: A002 - Bolt's name
+        context["deps"] = deps
+        return next()
+
+    return inject_deps
+
+
+def _bot_user_id(client: WebClient) -> str | None:
+    try:
+        return str(client.auth_test()["user_id"])
+    except SlackApiError as exc:
+        log.error("auth.test failed: %s", exc.response.get("error"))
+        raise

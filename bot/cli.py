@@ -1,0 +1,74 @@
+"""`sitrep` command line (SPEC §3)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from bot.settings import Settings, SettingsError, load_settings
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as error:
+        print(f"sitrep: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bot.app import create_app
+    from bot.server import Server, WsgiApp
+
+    settings = _settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    sitrep = create_app(settings)
+    if settings.socket_mode:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        assert settings.slack_app_token is not None
+        SocketModeHandler(sitrep.bolt, app_token=settings.slack_app_token.get_secret_value()).start()
+        return 0
+    port = args.port or settings.port
+    logging.getLogger("sitrep").info("listening on port %s", port)
+    Server(WsgiApp(sitrep), port=port).serve_forever()
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    import os
+
+    from core.db import make_engine, upgrade
+
+    url = os.environ.get("DATABASE_URL") or "sqlite:///sitrep.db"
+    upgrade(make_engine(url))
+    print(f"database at {url.split('@')[-1]} is up to date")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sitrep", description="Slack incident-commander bot")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser("run", help="run the bot (Socket Mode when SLACK_APP_TOKEN is set, else HTTP)")
+    run.add_argument("--port", type=int, default=None, help="HTTP port (default: PORT or 3000)")
+    run.set_defaults(func=cmd_run)
+    db = sub.add_parser("db", help="database tasks")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="TASK")
+    db_sub.add_parser("upgrade", help="apply migrations").set_defaults(func=cmd_db_upgrade)
+    try:
+        from bot.offline import add_offline_commands
+    except ImportError:  # pragma: no cover - only while the offline commands are being written
+        pass
+    else:
+        add_offline_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""The `/incident` slash command: parse in the ack (instant private errors and help), work after it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App
+
+from core import store
+from core.enums import Priority
+from core.errors import InvalidInput, SitrepError
+from core.models import Incident
+from handlers import flows, modals, render
+from handlers.deps import Deps, deps_of
+from handlers.parse import Command, parse
+from handlers.reply import Who, guarded, reply_private
+
+COMMAND = "/incident"
+
+
+def help_text(deps: Deps, unknown: str | None = None) -> str:
+    return render.mrkdwn("help", unknown=unknown, emoji=f":{deps.settings.timeline_emoji[0]}:")
+
+
+def ack_command(ack: Ack, body: dict[str, Any], context: Any) -> None:
+    """Answer at once: help and grammar errors need nothing but the text."""
+    try:
+        command = parse(body.get("text") or "")
+    except InvalidInput as error:
+        ack(text=f":warning: {error}")
+        return
+    if command.name == "help":
+        ack(text=help_text(deps_of(context), command.extras.get("unknown")))
+        return
+    ack()
+
+
+def run_command(deps: Deps, body: dict[str, Any]) -> None:
+    try:
+        command = parse(body.get("text") or "")
+    except SitrepError:
+        return  # already answered in the ack
+    if command.name == "help":
+        return
+    who = Who.of(body)
+    handler = _HANDLERS[command.name]
+    if command.needs_incident_channel:
+        with deps.tx() as session:
+            incident = store.require_incident_channel(
+                session=session, channel_id=who.channel_id or "", command=f"`/incident {command.name}`"
+            )
+        handler(deps, body, who, command, incident)
+    else:
+        handler(deps, body, who, command, None)
+
+
+def _declare(deps: Deps, body: dict[str, Any], who: Who, command: Command, _: Incident | None) -> None:
+    if not command.text:
+        deps.client.views_open(trigger_id=body["trigger_id"], view=modals.declare_view(channel_id=who.channel_id))
+        return
+    flows.declare(
+        deps, who, title=command.text, severity=command.severity, private=command.private, team_id=body.get("team_id")
+    )
+
+
+def _update(deps: Deps, body: dict[str, Any], who: Who, command: Command, incident: Incident | None) -> None:
+    assert incident is not None
+    if not command.text:
+        store.require_open(incident, "post an update")
+        deps.client.views_open(trigger_id=body["trigger_id"], view=modals.update_view(incident))
+        return
+    flows.status_update(deps, incident, phase=command.phase, text=command.text, author_id=who.user_id or "")
+
+
+def _severity(deps: Deps, body: dict[str, Any], who: Who, command: Command, incident: Incident | None) -> None:
+    assert incident is not None and command.severity is not None
+    flows.change_severity(deps, incident, severity=command.severity, reason=command.text, actor_id=who.user_id or "")
+
+
+def _role(deps: Deps, body: dict[str, Any], who: Who, command: Command, incident: Incident | None) -> None:
+    assert incident is not None and command.role is not None and command.user_id is not None
+    flows.assign_role(deps, incident, role=command.role, user_id=command.user_id, actor_id=who.user_id or "")
+
+
+def _note(deps: Deps, body: dict[str, Any], who: Who, command: Command, incident: Incident | None) -> None:
+    assert incident is not None
+    with deps.tx() as session:
+        store.add_note(
+            session=session, incident=incident, text=command.text, actor_id=who.user_id or "", now=deps.now()
+        )
+    reply_private(deps, who, ":memo: Added to the timeline.")
+
+
+def _action(deps: Deps, body: dict[str, Any], who: Who, command: Command, incident: Incident | None) -> None:
+    assert incident is not None
+    if not command.text:
+        raise InvalidInput("Describe the action, e.g. `/incident action Add pool alerts @alice P1 due:2025-01-31`.")
+    with deps.tx() as session:
+        item = store.add_action_item(
+            session=session,
+            incident=incident,
+            title=command.text,
+            owner_id=command.user_id,
+            priority=command.priority or Priority.P2,
+            due=command.due,
+            actor_id=who.user_id or "",
+            now=deps.now(),
+        )
+    owner = f" for <@{item.owner_id}>" if item.owner_id else ""
+    due = f", due {item.due.isoformat()}" if item.due else ""
+    reply_private(deps, who, f":white_check_mark: Action item added{owner} ({item.priority.value}{due}).")
+
+
+def _status(deps: Deps, body: dict[str, Any], who: Who, command: Command, incident: Incident | None) -> None:
+    assert incident is not None
+    with deps.tx() as session:
+        roles = store.roles_of(session=session, incident=incident)
+    end = incident.resolved_at or deps.now()
+    text = render.mrkdwn(
+        "status",
+        incident=incident,
+        roles=render.role_rows(roles),
+        age=end - incident.declared_at,
+        tz=deps.settings.timezone,
+    )
+    reply_private(deps, who, text)
+
+
+def _list(deps: Deps, body: dict[str, Any], who: Who, command: Command, _: Incident | None) -> None:
+    incidents = flows.visible_open_incidents(deps, who.user_id or "")
+    reply_private(deps, who, render.mrkdwn("list", incidents=incidents))
+
+
+def _later(deps: Deps, body: dict[str, Any], who: Who, command: Command, incident: Incident | None) -> None:
+    """Commands whose surface is not wired yet answer honestly instead of failing."""
+    reply_private(deps, who, f"`/incident {command.name}` is not available yet in this version of sitrep.")
+
+
+_HANDLERS = {
+    "declare": _declare,
+    "update": _update,
+    "severity": _severity,
+    "role": _role,
+    "note": _note,
+    "action": _action,
+    "status": _status,
+    "list": _list,
+    "timeline": _later,
+    "resolve": _later,
+    "reopen": _later,
+    "pir": _later,
+}
+
+
+def register(app: App) -> None:
+    app.command(COMMAND)(ack=ack_command, lazy=[guarded(run_command)])

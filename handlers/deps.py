@@ -1,0 +1,43 @@
+"""What every listener needs, handed to it through Bolt's context (`context["deps"]`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from slack_bolt import BoltContext
+from slack_sdk import WebClient
+from sqlalchemy.orm import sessionmaker
+from sqlmodel import Session
+
+from bot.settings import Settings
+from core.clock import Clock
+from core.db import transaction
+
+
+@dataclass
+class Deps:
+    settings: Settings
+    sessions: sessionmaker[Session]
+    client: WebClient
+    clock: Clock
+    bot_user_id: str | None = None
+    metrics: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    @contextmanager
+    def tx(self) -> Iterator[Session]:
+        with transaction(self.sessions) as session:
+            yield session
+
+
+def deps_of(context: BoltContext | dict[str, Any]) -> Deps:
+    deps = context["deps"]
+    assert isinstance(deps, Deps)
+    return deps

@@ -1,0 +1,311 @@
+"""Orchestration that spans core and Slack: the declare flow of SPEC §5 and the visible state changes.
+
+Listeners (commands, views, actions) parse their payload and call these; these call core for state and the
+one WebClient for Slack, and never parse payloads themselves."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+
+from slack_sdk.errors import SlackApiError
+
+from core import store
+from core.enums import Phase, Role, Severity
+from core.models import Incident, StatusUpdate
+from core.naming import channel_name
+from core.severity import ImpactFacts, classify
+from handlers import render
+from handlers.deps import Deps
+from handlers.reply import Who, reply_private
+
+log = logging.getLogger("sitrep.flows")
+
+DECLARE_STEPS = ("row", "channel", "invited", "intro", "announced", "confirmed")
+
+
+def slack_error(exc: SlackApiError) -> str:
+    return str(exc.response.get("error", ""))
+
+
+def suggest(deps: Deps, *, severity: Severity | None, impact: ImpactFacts | None) -> tuple[Severity, list[str]]:
+    """The severity to declare with and why: the one asked for, else the suggestion of core.severity."""
+    if severity is not None:
+        return severity, []
+    if impact is not None and impact != ImpactFacts():
+        result = classify(impact, cadence=dict(deps.settings.cadence), default=deps.settings.default_severity)
+        return result.severity, [f"suggested: {reason}" for reason in result.reasons]
+    default = deps.settings.default_severity
+    return default, [f"{default.label} is the default when no severity is given"]
+
+
+def declare(
+    deps: Deps,
+    who: Who,
+    *,
+    title: str,
+    severity: Severity | None,
+    private: bool = False,
+    commander_id: str | None = None,
+    description: str = "",
+    services: Sequence[str] = (),
+    impact: ImpactFacts | None = None,
+    team_id: str | None = None,
+) -> Incident:
+    if who.user_id is None:
+        raise ValueError("a declaration needs the declaring user")
+    chosen, reasons = suggest(deps, severity=severity, impact=impact)
+    with deps.tx() as session:
+        incident = store.declare(
+            session=session,
+            title=title,
+            severity=chosen,
+            declared_by=who.user_id,
+            commander_id=commander_id,
+            private=private,
+            description=description,
+            services=services,
+            impact=impact.model_dump(exclude_defaults=True) if impact else None,
+            severity_reasons=reasons,
+            team_id=team_id,
+            now=deps.now(),
+            cadence=deps.settings.cadence,
+        )
+    return finish_declare(deps, incident, who)
+
+
+def finish_declare(deps: Deps, incident: Incident, who: Who) -> Incident:
+    """Run the remaining steps of the declare flow, recording each, so that a failure can be resumed."""
+    steps = {
+        "channel": _create_channel,
+        "invited": _invite_and_set_topic,
+        "intro": _post_intro,
+        "announced": _announce,
+        "confirmed": lambda d, i: reply_private(d, who, render.mrkdwn("confirmation", incident=i)),
+    }
+    done = DECLARE_STEPS.index(incident.declare_step)
+    for name in DECLARE_STEPS[done + 1 :]:
+        try:
+            steps[name](deps, incident)
+        except Exception as exc:
+            _save(deps, incident, declare_error=f"{name}: {exc}"[:500])
+            raise
+        _save(deps, incident, declare_step=name, declare_error=None)
+    return incident
+
+
+def _save(deps: Deps, incident: Incident, **changes: object) -> None:
+    for key, value in changes.items():
+        setattr(incident, key, value)
+    with deps.tx() as session:
+        session.merge(incident)
+
+
+def _create_channel(deps: Deps, incident: Incident) -> None:
+    for attempt in range(1, 100):
+        name = channel_name(
+            prefix=deps.settings.channel_prefix,
+            day=incident.declared_at.astimezone(deps.settings.zone).date(),
+            title=incident.title,
+            number=incident.id or 0,
+            attempt=attempt,
+        )
+        try:
+            response = deps.client.conversations_create(name=name, is_private=incident.private)
+        except SlackApiError as exc:
+            if slack_error(exc) == "name_taken":
+                continue
+            raise
+        incident.channel_id = response["channel"]["id"]
+        incident.channel_name = response["channel"]["name"]
+        return
+    raise RuntimeError(f"no free channel name for {incident.key}")
+
+
+def invite(deps: Deps, channel_id: str, users: Sequence[str]) -> None:
+    wanted = sorted({user for user in users if user and user != deps.bot_user_id})
+    if not wanted:
+        return
+    try:
+        deps.client.conversations_invite(channel=channel_id, users=",".join(wanted))
+    except SlackApiError as exc:
+        if slack_error(exc) not in ("already_in_channel", "cant_invite_self"):
+            raise
+
+
+def user_name(deps: Deps, user_id: str) -> str:
+    cache: dict[str, str] = deps.extra.setdefault("user_names", {})
+    if user_id not in cache:
+        try:
+            user = deps.client.users_info(user=user_id)["user"]
+            profile = user.get("profile") or {}
+            cache[user_id] = profile.get("display_name") or user.get("name") or user_id
+        except SlackApiError:
+            return user_id
+    return cache[user_id]
+
+
+def refresh_topic(deps: Deps, incident: Incident) -> None:
+    if incident.channel_id:
+        name = user_name(deps, incident.commander_id)
+        deps.client.conversations_setTopic(channel=incident.channel_id, topic=render.topic(incident, name))
+
+
+def _invite_and_set_topic(deps: Deps, incident: Incident) -> None:
+    assert incident.channel_id
+    invite(deps, incident.channel_id, [incident.declared_by, incident.commander_id])
+    refresh_topic(deps, incident)
+
+
+def _roles(deps: Deps, incident: Incident) -> dict[Role, str]:
+    with deps.tx() as session:
+        return store.roles_of(session=session, incident=incident)
+
+
+def _post_intro(deps: Deps, incident: Incident) -> None:
+    assert incident.channel_id
+    if incident.intro_ts is None:
+        blocks = render.intro_blocks(
+            incident,
+            roles=_roles(deps, incident),
+            reasons=incident.severity_reasons,
+            emoji=deps.settings.timeline_emoji[0],
+            tz=deps.settings.timezone,
+        )
+        text = render.fallback_text(f"{incident.key} {incident.severity.label}: {incident.title}")
+        response = deps.client.chat_postMessage(channel=incident.channel_id, text=text, blocks=blocks)
+        # Recorded at once: a failure of the pin below must not post the intro a second time on resume.
+        _save(deps, incident, intro_ts=response["ts"])
+    try:
+        deps.client.pins_add(channel=incident.channel_id, timestamp=incident.intro_ts)
+    except SlackApiError as exc:
+        if slack_error(exc) != "already_pinned":
+            raise
+
+
+def _announce(deps: Deps, incident: Incident) -> None:
+    target = deps.settings.announce_channel
+    if not target or incident.private:
+        return
+    text = render.mrkdwn("announce", incident=incident, duration=None)
+    try:
+        response = deps.client.chat_postMessage(channel=target, text=text)
+    except SlackApiError as exc:
+        if slack_error(exc) != "not_in_channel":
+            raise
+        deps.client.conversations_join(channel=target)
+        response = deps.client.chat_postMessage(channel=target, text=text)
+    incident.announce_channel = target
+    incident.announce_ts = response["ts"]
+
+
+def refresh_announcement(deps: Deps, incident: Incident) -> None:
+    """Edit the one-line announcement in place (severity change, resolution, reopen)."""
+    if not (incident.announce_channel and incident.announce_ts):
+        return
+    duration = (incident.resolved_at - incident.declared_at) if incident.resolved_at else timedelta(0)
+    text = render.mrkdwn("announce", incident=incident, duration=duration)
+    try:
+        deps.client.chat_update(channel=incident.announce_channel, ts=incident.announce_ts, text=text)
+    except SlackApiError:
+        log.warning("could not edit the announcement of %s", incident.key, exc_info=True)
+
+
+def post_in_channel(deps: Deps, incident: Incident, text: str, blocks: list[dict[str, object]] | None = None) -> str:
+    assert incident.channel_id
+    response = deps.client.chat_postMessage(
+        channel=incident.channel_id, text=render.fallback_text(text) if blocks else text, blocks=blocks
+    )
+    return str(response["ts"])
+
+
+def status_update(deps: Deps, incident: Incident, *, phase: Phase | None, text: str, author_id: str) -> None:
+    chosen = phase or incident.phase
+    phase_changed = chosen != incident.phase
+    with deps.tx() as session:
+        incident = store.require_incident_channel(session=session, channel_id=incident.channel_id or "")
+        update = store.post_status_update(
+            session=session,
+            incident=incident,
+            phase=chosen,
+            text=text,
+            author_id=author_id,
+            now=deps.now(),
+            cadence=deps.settings.cadence,
+        )
+        update_id = update.id
+    message = render.mrkdwn(
+        "status_update",
+        incident=incident,
+        phase=chosen,
+        text=text,
+        author=author_id,
+        due=incident.next_update_due,
+        tz=deps.settings.timezone,
+    )
+    ts = post_in_channel(deps, incident, message)
+    with deps.tx() as session:
+        row = session.get(StatusUpdate, update_id)
+        if row is not None:
+            row.message_ts = ts
+    if phase_changed:
+        refresh_topic(deps, incident)
+
+
+def change_severity(deps: Deps, incident: Incident, *, severity: Severity, reason: str, actor_id: str) -> None:
+    with deps.tx() as session:
+        incident = store.require_incident_channel(session=session, channel_id=incident.channel_id or "")
+        before = incident.severity
+        store.change_severity(
+            session=session,
+            incident=incident,
+            severity=severity,
+            reason=reason,
+            actor_id=actor_id,
+            now=deps.now(),
+            cadence=deps.settings.cadence,
+        )
+    because = f": {render.escape_slack(reason)}" if reason else ""
+    post_in_channel(
+        deps,
+        incident,
+        f":rotating_light: <@{actor_id}> changed the severity from {before.label} to *{severity.label}*{because}",
+    )
+    refresh_topic(deps, incident)
+    refresh_announcement(deps, incident)
+
+
+def assign_role(deps: Deps, incident: Incident, *, role: Role, user_id: str, actor_id: str) -> None:
+    with deps.tx() as session:
+        incident = store.require_incident_channel(session=session, channel_id=incident.channel_id or "")
+        store.assign_role(
+            session=session, incident=incident, role=role, user_id=user_id, actor_id=actor_id, now=deps.now()
+        )
+    assert incident.channel_id
+    invite(deps, incident.channel_id, [user_id])
+    post_in_channel(deps, incident, f"<@{user_id}> is now the *{role.title}* (set by <@{actor_id}>)")
+    if role == Role.COMMANDER:
+        refresh_topic(deps, incident)
+
+
+def is_member(deps: Deps, channel_id: str, user_id: str) -> bool:
+    cursor = None
+    while True:
+        response = deps.client.conversations_members(channel=channel_id, cursor=cursor, limit=1000)
+        if user_id in response["members"]:
+            return True
+        cursor = (response.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            return False
+
+
+def visible_open_incidents(deps: Deps, user_id: str) -> list[Incident]:
+    """Open incidents the user may see: every public one, private ones only for their members."""
+    with deps.tx() as session:
+        incidents = store.open_incidents(session=session)
+    return [
+        incident
+        for incident in incidents
+        if not incident.private or (incident.channel_id is not None and is_member(deps, incident.channel_id, user_id))
+    ]

@@ -1,0 +1,227 @@
+"""Modal views (Block Kit through slack_sdk.models) and reading their submitted state back."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    CheckboxesElement,
+    ContextBlock,
+    InputBlock,
+    MarkdownTextObject,
+    Option,
+    PlainTextInputElement,
+    StaticSelectElement,
+)
+from slack_sdk.models.views import View
+
+from core.enums import Phase, Severity
+from core.models import Incident
+from core.render import escape_slack
+from core.severity import ImpactFacts
+
+DECLARE = "sitrep_declare"
+UPDATE = "sitrep_update"
+SEVERITY = "sitrep_severity"
+IMPACT_ACTION = "sitrep_impact_changed"
+
+SHARES = {
+    "lt5": ("Under 5%", 2.0),
+    "5to25": ("5% to 25%", 15.0),
+    "25to75": ("25% to 75%", 50.0),
+    "gt75": ("Over 75%", 90.0),
+}
+REVENUE = {"none": "None", "low": "Low", "medium": "Medium", "high": "High"}
+FLAGS = {
+    "customer_facing": "Customer-facing service affected",
+    "revenue_systems_down": "Revenue systems (checkout, billing) fully down",
+    "data_loss": "Data lost",
+    "security_breach": "Customer data exposed (security)",
+    "workaround_available": "A workaround is available",
+    "sla_or_regulatory": "SLA or regulatory exposure",
+}
+
+
+def _options(pairs: dict[str, str]) -> list[Option]:
+    return [Option(value=value, label=label) for value, label in pairs.items()]
+
+
+def _severity_select(initial: Severity | None = None, *, optional: bool) -> InputBlock:
+    options = _options({s.value: s.label for s in Severity})
+    chosen = next((o for o in options if initial and o.value == initial.value), None)
+    return InputBlock(
+        block_id="severity",
+        label="Severity",
+        optional=optional,
+        hint="Leave empty to use the suggestion from the impact answers." if optional else None,
+        element=StaticSelectElement(action_id="severity", options=options, initial_option=chosen),
+    )
+
+
+def declare_view(*, channel_id: str | None, suggestion: str | None = None) -> dict[str, Any]:
+    blocks: list[Any] = [
+        InputBlock(
+            block_id="title",
+            label="Title",
+            element=PlainTextInputElement(action_id="title", max_length=150, placeholder="Checkout errors in EU"),
+        ),
+        _severity_select(optional=True),
+        InputBlock(
+            block_id="description",
+            label="What is happening?",
+            optional=True,
+            element=PlainTextInputElement(action_id="description", multiline=True, max_length=2500),
+        ),
+        InputBlock(
+            block_id="services",
+            label="Affected services (comma separated)",
+            optional=True,
+            element=PlainTextInputElement(action_id="services", max_length=500),
+        ),
+        InputBlock(
+            block_id="private",
+            label="Visibility",
+            optional=True,
+            element=CheckboxesElement(action_id="private", options=[Option(value="private", label="Private channel")]),
+        ),
+        InputBlock(
+            block_id="share",
+            label="Share of users affected",
+            optional=True,
+            dispatch_action=True,
+            element=StaticSelectElement(
+                action_id=IMPACT_ACTION, options=_options({k: v[0] for k, v in SHARES.items()})
+            ),
+        ),
+        InputBlock(
+            block_id="revenue",
+            label="Revenue impact",
+            optional=True,
+            dispatch_action=True,
+            element=StaticSelectElement(action_id=IMPACT_ACTION, options=_options(REVENUE)),
+        ),
+        InputBlock(
+            block_id="flags",
+            label="Impact",
+            optional=True,
+            dispatch_action=True,
+            element=CheckboxesElement(action_id=IMPACT_ACTION, options=_options(FLAGS)),
+        ),
+    ]
+    if suggestion:
+        blocks.append(ContextBlock(block_id="suggestion", elements=[MarkdownTextObject(text=suggestion[:3000])]))
+    view = View(
+        type="modal",
+        callback_id=DECLARE,
+        title="Declare an incident",
+        submit="Declare",
+        close="Cancel",
+        private_metadata=json.dumps({"channel_id": channel_id}),
+        blocks=blocks,
+    )
+    return view.to_dict()
+
+
+def _value(values: dict[str, Any], block: str) -> Any:
+    element = next(iter((values.get(block) or {}).values()), None) or {}
+    kind = element.get("type")
+    if kind == "plain_text_input":
+        return (element.get("value") or "").strip()
+    if kind in ("static_select", "radio_buttons"):
+        return (element.get("selected_option") or {}).get("value")
+    if kind == "checkboxes":
+        return [option["value"] for option in element.get("selected_options") or []]
+    if kind == "users_select":
+        return element.get("selected_user")
+    return None
+
+
+def impact_from_state(values: dict[str, Any]) -> ImpactFacts:
+    share = _value(values, "share")
+    flags = set(_value(values, "flags") or [])
+    return ImpactFacts(
+        users_affected_pct=SHARES[share][1] if share in SHARES else None,
+        revenue_impact=_value(values, "revenue"),
+        customer_facing=("customer_facing" in flags) if flags or share else None,
+        revenue_systems_down="revenue_systems_down" in flags,
+        data_loss="data_loss" in flags,
+        security_breach="security_breach" in flags,
+        workaround_available=("workaround_available" in flags) if flags else None,
+        sla_or_regulatory="sla_or_regulatory" in flags,
+    )
+
+
+def declare_from_state(values: dict[str, Any]) -> dict[str, Any]:
+    severity = _value(values, "severity")
+    return {
+        "title": _value(values, "title") or "",
+        "severity": Severity(severity) if severity else None,
+        "description": _value(values, "description") or "",
+        "services": [s.strip() for s in (_value(values, "services") or "").split(",") if s.strip()],
+        "private": "private" in (_value(values, "private") or []),
+        "impact": impact_from_state(values),
+    }
+
+
+def suggestion_text(severity: Severity, reasons: list[str]) -> str:
+    lines = [f"*Suggested severity: {severity.label}*"] + [f"• {escape_slack(reason)}" for reason in reasons]
+    return "\n".join(lines)
+
+
+def update_view(incident: Incident) -> dict[str, Any]:
+    phases = {p.value: p.value.capitalize() for p in Phase if p != Phase.RESOLVED}
+    current = (
+        next(o for o in _options(phases) if o.value == incident.phase.value) if incident.phase.value in phases else None
+    )
+    return View(
+        type="modal",
+        callback_id=UPDATE,
+        title="Post a status update",
+        submit="Post",
+        close="Cancel",
+        private_metadata=json.dumps({"incident_id": incident.id}),
+        blocks=[
+            InputBlock(
+                block_id="phase",
+                label="Phase",
+                element=StaticSelectElement(action_id="phase", options=_options(phases), initial_option=current),
+            ),
+            InputBlock(
+                block_id="text",
+                label="What changed?",
+                element=PlainTextInputElement(action_id="text", multiline=True, max_length=2900),
+            ),
+        ],
+    ).to_dict()
+
+
+def severity_view(incident: Incident) -> dict[str, Any]:
+    return View(
+        type="modal",
+        callback_id=SEVERITY,
+        title="Change severity",
+        submit="Change",
+        close="Cancel",
+        private_metadata=json.dumps({"incident_id": incident.id}),
+        blocks=[
+            _severity_select(incident.severity, optional=False),
+            InputBlock(
+                block_id="reason",
+                label="Why?",
+                optional=True,
+                element=PlainTextInputElement(action_id="reason", max_length=500),
+            ),
+        ],
+    ).to_dict()
+
+
+def metadata(view: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return dict(json.loads(view.get("private_metadata") or "{}"))
+    except ValueError:
+        return {}
+
+
+def state_value(view: dict[str, Any], block: str) -> Any:
+    return _value(view.get("state", {}).get("values", {}), block)

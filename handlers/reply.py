@@ -1,0 +1,105 @@
+"""Private replies and the one error handler: user errors get a helpful private reply, ours get logged."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+
+from bot.slack_client import make_webhook
+from core.errors import SitrepError
+from handlers.deps import Deps, deps_of
+
+log = logging.getLogger("sitrep.handlers")
+
+
+@dataclass(frozen=True)
+class Who:
+    """Who to answer, and where, taken from any Slack payload."""
+
+    user_id: str | None
+    channel_id: str | None
+    response_url: str | None
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> Who:
+        user = body.get("user_id") or (body.get("user") or {}).get("id") or (body.get("event") or {}).get("user")
+        channel = (
+            body.get("channel_id")
+            or (body.get("channel") or {}).get("id")
+            or (body.get("event") or {}).get("channel")
+            or (body.get("event") or {}).get("item", {}).get("channel")
+        )
+        response_url = body.get("response_url")
+        if not response_url and body.get("response_urls"):
+            response_url = body["response_urls"][0].get("response_url")
+        return cls(user_id=user, channel_id=channel, response_url=response_url)
+
+
+def reply_private(deps: Deps, who: Who, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
+    """Answer one person privately: through response_url, else an ephemeral message, else a DM."""
+    if who.response_url:
+        response = make_webhook(who.response_url).send(
+            text=text, blocks=blocks, response_type="ephemeral", replace_original=False
+        )
+        if response.status_code == 200:
+            return
+        log.warning("response_url refused the reply", extra={"status": response.status_code})
+    if who.user_id is None:
+        return
+    if who.channel_id:
+        try:
+            deps.client.chat_postEphemeral(channel=who.channel_id, user=who.user_id, text=text, blocks=blocks)
+            return
+        except SlackApiError as exc:
+            if exc.response.get("error") not in ("user_not_in_channel", "not_in_channel", "channel_not_found"):
+                raise
+    deps.client.chat_postMessage(channel=who.user_id, text=text, blocks=blocks)
+
+
+def handle_error(deps: Deps, error: BaseException, body: dict[str, Any]) -> None:
+    """The one error handler: a SitrepError is the user's, anything else is ours."""
+    who = Who.of(body)
+    if isinstance(error, SitrepError):
+        text = f":warning: {error}"
+    else:
+        ref = uuid.uuid4().hex[:8]
+        log.error(
+            "handler failed (ref %s): %s",
+            ref,
+            error,
+            exc_info=error,
+            extra={
+                "ref": ref,
+                "payload_type": body.get("type") or body.get("command"),
+                "user": who.user_id,
+                "channel": who.channel_id,
+                "command_text": body.get("text"),
+            },
+        )
+        text = f":sweat: Sorry, something went wrong on our side (ref `{ref}`). It has been logged."
+    try:
+        reply_private(deps, who, text)
+    except Exception:  # noqa: BLE001 - the apology itself failed; the log line above is what we have
+        log.exception("could not deliver the error reply", extra={"user": who.user_id})
+
+
+Work = Callable[[Deps, dict[str, Any]], None]
+
+
+def guarded(work: Work) -> Callable[..., None]:
+    """Make `work(deps, body)` a Bolt lazy listener (it runs after the ack) behind the one error handler."""
+
+    def run(body: dict[str, Any], context: Any) -> None:
+        deps = deps_of(context)
+        try:
+            work(deps, body)
+        except Exception as error:  # noqa: BLE001 - errors must never kill the worker
+            handle_error(deps, error, body)
+
+    run.__name__ = run.__qualname__ = f"lazy_{work.__name__}"
+    return run

@@ -1,0 +1,101 @@
+"""Modal submissions and the declare modal's live severity suggestion."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App
+
+from core import store
+from core.enums import Phase, Severity
+from core.models import Incident
+from handlers import flows, modals
+from handlers.deps import Deps, deps_of
+from handlers.reply import Who, guarded
+
+
+def _errors_of_declare(values: dict[str, Any]) -> dict[str, str]:
+    title = modals.declare_from_state(values)["title"]
+    return {} if " ".join(title.split()) else {"title": "Give the incident a title."}
+
+
+def ack_declare(ack: Ack, view: dict[str, Any]) -> None:
+    errors = _errors_of_declare(view["state"]["values"])
+    ack(response_action="errors", errors=errors) if errors else ack()
+
+
+def run_declare(deps: Deps, body: dict[str, Any]) -> None:
+    view = body["view"]
+    values = modals.declare_from_state(view["state"]["values"])
+    channel = modals.metadata(view).get("channel_id")
+    who = Who(user_id=body["user"]["id"], channel_id=channel, response_url=None)
+    flows.declare(deps, who, team_id=(body.get("team") or {}).get("id"), **values)
+
+
+def ack_impact_changed(ack: Ack) -> None:
+    ack()
+
+
+def run_impact_changed(deps: Deps, body: dict[str, Any]) -> None:
+    """Show the suggested severity and its reasons in the declare modal as the impact answers change."""
+    view = body["view"]
+    impact = modals.impact_from_state(view["state"]["values"])
+    severity, reasons = flows.suggest(deps, severity=None, impact=impact)
+    text = modals.suggestion_text(severity, [r.removeprefix("suggested: ") for r in reasons])
+    channel = modals.metadata(view).get("channel_id")
+    deps.client.views_update(
+        view_id=view["id"], hash=view.get("hash"), view=modals.declare_view(channel_id=channel, suggestion=text)
+    )
+
+
+def _incident_of(deps: Deps, view: dict[str, Any]) -> Incident:
+    incident_id = modals.metadata(view).get("incident_id")
+    with deps.tx() as session:
+        incident = session.get(Incident, incident_id) if incident_id else None
+        if incident is None:
+            raise store.NotFound("That incident no longer exists.")
+        return incident
+
+
+def ack_update(ack: Ack, view: dict[str, Any]) -> None:
+    text = modals.state_value(view, "text") or ""
+    ack(response_action="errors", errors={"text": "Say what changed."}) if not text else ack()
+
+
+def run_update(deps: Deps, body: dict[str, Any]) -> None:
+    view = body["view"]
+    incident = _incident_of(deps, view)
+    phase = modals.state_value(view, "phase")
+    flows.status_update(
+        deps,
+        incident,
+        phase=Phase(phase) if phase else None,
+        text=modals.state_value(view, "text") or "",
+        author_id=body["user"]["id"],
+    )
+
+
+def run_severity(deps: Deps, body: dict[str, Any]) -> None:
+    view = body["view"]
+    incident = _incident_of(deps, view)
+    flows.change_severity(
+        deps,
+        incident,
+        severity=Severity(modals.state_value(view, "severity")),
+        reason=modals.state_value(view, "reason") or "",
+        actor_id=body["user"]["id"],
+    )
+
+
+def _ack(ack: Ack) -> None:
+    ack()
+
+
+def register(app: App) -> None:
+    app.view(modals.DECLARE)(ack=ack_declare, lazy=[guarded(run_declare)])
+    app.view(modals.UPDATE)(ack=ack_update, lazy=[guarded(run_update)])
+    app.view(modals.SEVERITY)(ack=_ack, lazy=[guarded(run_severity)])
+    app.action(modals.IMPACT_ACTION)(ack=ack_impact_changed, lazy=[guarded(run_impact_changed)])
+
+
+__all__ = ["register", "deps_of"]
