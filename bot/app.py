@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,36 @@ from handlers.reply import handle_error
 log = logging.getLogger("sitrep.app")
 
 
+class WorkPool(ThreadPoolExecutor):
+    """The listeners' thread pool, counting work in flight so that shutdown and tests can wait for idle."""
+
+    def __init__(self, workers: int) -> None:
+        super().__init__(max_workers=workers, thread_name_prefix="sitrep-work")
+        self._idle = threading.Condition()
+        self._in_flight = 0
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        with self._idle:
+            self._in_flight += 1
+        try:
+            future = super().submit(fn, *args, **kwargs)
+        except BaseException:
+            self._done(None)
+            raise
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, _future: Future[Any] | None) -> None:
+        with self._idle:
+            self._in_flight -= 1
+            self._idle.notify_all()
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until no listener work is queued or running (work may submit more work)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout=timeout)
+
+
 @dataclass
 class Sitrep:
     """Everything the process runs: the Bolt app and what its listeners share."""
@@ -31,7 +62,7 @@ class Sitrep:
     bolt: App
     deps: Deps
     engine: Engine
-    executor: ThreadPoolExecutor
+    executor: WorkPool
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=False)
@@ -51,7 +82,7 @@ def create_app(
     if migrate:
         upgrade(engine)
     client = client or make_client(settings)
-    executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sitrep-work")
+    executor = WorkPool(workers)
     bot_user_id = _bot_user_id(client)
     deps = Deps(
         settings=settings,

@@ -28,6 +28,10 @@ class Deps:
     metrics: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Deps:
+        """Shared services are not copied (Bolt deep-copies the context for lazy listeners)."""
+        return self
+
     def now(self) -> datetime:
         return self.clock.now()
 

@@ -32,8 +32,8 @@ def clip(text: str, limit: int) -> str:
 
 
 def header(text: str) -> HeaderBlock:
-    """A header block from raw (unescaped) text; plain_text needs no escaping, only a length cut."""
-    return HeaderBlock(text=clip(text, HEADER_LIMIT))
+    """A header block from raw (unescaped) text: escaped like all text Slack reads, cut to the limit."""
+    return HeaderBlock(text=clip(escape_slack(text), HEADER_LIMIT))
 
 
 def section(text: str) -> SectionBlock:

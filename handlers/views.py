@@ -39,7 +39,10 @@ def ack_impact_changed(ack: Ack) -> None:
 def run_impact_changed(deps: Deps, body: dict[str, Any]) -> None:
     """Show the suggested severity and its reasons in the declare modal as the impact answers change."""
     view = body["view"]
-    impact = modals.impact_from_state(view["state"]["values"])
+    values = dict((view.get("state") or {}).get("values") or {})
+    for action in body.get("actions") or []:  # the answer that just changed, in case state lags behind
+        values[action["block_id"]] = {action["action_id"]: action}
+    impact = modals.impact_from_state(values)
     severity, reasons = flows.suggest(deps, severity=None, impact=impact)
     text = modals.suggestion_text(severity, [r.removeprefix("suggested: ") for r in reasons])
     channel = modals.metadata(view).get("channel_id")
