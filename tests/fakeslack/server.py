@@ -172,7 +172,8 @@ class FakeSlack:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _RequestHandler)
         self._server.daemon_threads = True
         self._server.fake = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fakeslack", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), name="fakeslack",
+                                        daemon=True)
         self._thread.start()
         return self
 
@@ -374,7 +375,7 @@ class FakeSlack:
         """The latest opened, pushed or updated modal (with that callback_id)."""
         with self._lock:
             views = [v for v in self.views.values() if callback_id in (None, v.get("callback_id"))]
-            return copy.deepcopy(max(views, key=lambda v: v["_seq"])) if views else None
+            return self._public_view(copy.deepcopy(max(views, key=lambda v: v["_seq"]))) if views else None
 
     def wait_for(self, predicate: Callable[[], T], timeout: float = 5.0) -> T:
         """Wait until ``predicate()`` (evaluated under the lock after every change) is truthy; return it."""
