@@ -5,8 +5,14 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from bot.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    from bot.app import Sitrep
 
 
 def _settings() -> Settings:
@@ -25,15 +31,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     sitrep = create_app(settings)
     if settings.socket_mode:
-        from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-        assert settings.slack_app_token is not None
-        SocketModeHandler(sitrep.bolt, app_token=settings.slack_app_token.get_secret_value()).start()
+        socket_mode_handler(sitrep).start()
         return 0
     port = args.port or settings.port
     logging.getLogger("sitrep").info("listening on port %s", port)
     Server(WsgiApp(sitrep), port=port).serve_forever()
     return 0
+
+
+def socket_mode_handler(sitrep: Sitrep) -> SocketModeHandler:
+    """Socket Mode through the app's one WebClient (apps.connections.open goes to SLACK_API_URL too)."""
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    token = sitrep.deps.settings.slack_app_token
+    assert token is not None
+    return SocketModeHandler(sitrep.bolt, app_token=token.get_secret_value(), web_client=sitrep.deps.client)
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:

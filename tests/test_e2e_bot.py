@@ -222,3 +222,35 @@ def test_untrusted_titles_are_escaped_everywhere(bot: Harness) -> None:
 def test_an_event_nobody_listens_to_gets_a_2xx(bot: Harness) -> None:
     event = bot.fake.join_as_user(bot.general, DAVE)
     assert bot.slack.event(event).status == 200
+
+
+def test_socket_mode_handles_a_slash_command_envelope(tmp_path: Path) -> None:
+    from bot.app import create_app
+    from bot.cli import socket_mode_handler
+    from bot.settings import load_settings
+    from tests.fakeslack import FakeSlack, FakeSocketMode, SocketModeDriver
+
+    with FakeSlack() as fake:
+        fake.add_user(ALICE, "alice")
+        general = fake.add_channel("general", [ALICE], bot_member=True)
+        settings = load_settings(
+            SLACK_BOT_TOKEN=fake.bot_token,
+            SLACK_APP_TOKEN=fake.app_token,
+            SLACK_API_URL=fake.api_url,
+            DATABASE_URL=f"sqlite:///{tmp_path / 'sm.db'}",
+        )
+        sitrep = create_app(settings)
+        socket = FakeSocketMode(fake).start()
+        handler = socket_mode_handler(sitrep)
+        handler.connect()
+        try:
+            driver = SocketModeDriver(socket, fake)
+            driver.command("declare sev2 Socket Mode works", user=ALICE, channel=general)
+            assert sitrep.executor.wait_idle(10)
+            assert fake.channel_by_name(f"inc-{time.strftime('%Y%m%d', time.gmtime())}-socket-mode-works")
+            assert socket.sent[0]["type"] == "slash_commands"
+            assert socket.received[-1]["envelope_id"] == socket.sent[0]["envelope_id"]
+        finally:
+            socket.stop()
+            handler.close()
+            sitrep.close()
