@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -252,5 +253,8 @@ def test_socket_mode_handles_a_slash_command_envelope(tmp_path: Path) -> None:
             assert socket.received[-1]["envelope_id"] == socket.sent[0]["envelope_id"]
         finally:
             socket.stop()
-            handler.close()
+            # slack_sdk's built-in connection checks then closes its socket without a lock; when the
+            # server has just gone away its receive thread may close it first (AttributeError on None).
+            with contextlib.suppress(AttributeError):
+                handler.close()
             sitrep.close()

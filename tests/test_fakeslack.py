@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Iterator
@@ -415,7 +416,10 @@ def test_socket_mode_round_trip_with_bolt(fake: FakeSlack) -> None:
         assert sm.wait_for_ack(event_id)["envelope_id"] == event_id
     finally:
         sm.stop()  # first: the built-in client's close() would otherwise wait out its 3 s socket timeout
-        handler.close()
+        # slack_sdk's built-in connection checks then closes its socket without a lock; when the
+        # server has just gone away its receive thread may close it first (AttributeError on None).
+        with contextlib.suppress(AttributeError):
+            handler.close()
     assert seen[0]["command"] == "/incident" and seen[0]["channel_id"] == cid
     assert seen[1]["text"] == "hi"
 
