@@ -26,10 +26,12 @@ def _settings() -> Settings:
 def cmd_run(args: argparse.Namespace) -> int:
     from bot.app import create_app
     from bot.server import Server, WsgiApp
+    from handlers.flows import resume_declarations
 
     settings = _settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     sitrep = create_app(settings)
+    sitrep.executor.submit(resume_declarations, sitrep.deps)
     if settings.socket_mode:
         socket_mode_handler(sitrep).start()
         return 0

@@ -64,6 +64,12 @@ def open_incidents(*, session: Session) -> list[Incident]:
     return list(session.exec(query.order_by(col(Incident.declared_at).desc())))
 
 
+def unfinished_declarations(*, session: Session) -> list[Incident]:
+    """Open incidents whose declare flow (SPEC §5) stopped before its last step."""
+    query = select(Incident).where(Incident.status == IncidentStatus.OPEN, Incident.declare_step != "confirmed")
+    return list(session.exec(query.order_by(col(Incident.id))))
+
+
 def roles_of(*, session: Session, incident: Incident) -> dict[Role, str]:
     rows = session.exec(select(RoleAssignment).where(RoleAssignment.incident_id == incident.id))
     holders = {row.role: row.user_id for row in rows}

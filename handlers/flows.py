@@ -23,6 +23,13 @@ from handlers.reply import Who, reply_private
 log = logging.getLogger("sitrep.flows")
 
 DECLARE_STEPS = ("row", "channel", "invited", "intro", "announced", "confirmed")
+STEP_WORDS = {
+    "channel": "creating its channel",
+    "invited": "inviting you and setting the topic",
+    "intro": "posting its pinned intro message",
+    "announced": "announcing it",
+    "confirmed": "confirming it to you",
+}
 
 
 def slack_error(exc: SlackApiError) -> str:
@@ -88,11 +95,27 @@ def finish_declare(deps: Deps, incident: Incident, who: Who) -> Incident:
     for name in DECLARE_STEPS[done + 1 :]:
         try:
             steps[name](deps, incident)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - reported below; the row keeps where it stopped
             _save(deps, incident, declare_error=f"{name}: {exc}"[:500])
-            raise
+            log.exception("declare of %s stopped at step %s", incident.key, name, extra={"incident": incident.key})
+            reply_private(
+                deps,
+                who,
+                f":sweat: {incident.key} is recorded, but {STEP_WORDS[name]} failed on our side. "
+                "sitrep finishes the remaining steps when it restarts; the error has been logged.",
+            )
+            return incident
         _save(deps, incident, declare_step=name, declare_error=None)
     return incident
+
+
+def resume_declarations(deps: Deps) -> list[str]:
+    """Finish declarations that stopped part-way (e.g. Slack was down); the declarer is told by DM."""
+    with deps.tx() as session:
+        pending = store.unfinished_declarations(session=session)
+    for incident in pending:
+        finish_declare(deps, incident, Who(user_id=incident.declared_by, channel_id=None, response_url=None))
+    return [incident.key or "" for incident in pending]
 
 
 def _save(deps: Deps, incident: Incident, **changes: object) -> None:

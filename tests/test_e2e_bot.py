@@ -258,3 +258,36 @@ def test_socket_mode_handles_a_slash_command_envelope(tmp_path: Path) -> None:
             with contextlib.suppress(AttributeError):
                 handler.close()
             sitrep.close()
+
+
+def test_a_declare_that_fails_part_way_is_reported_and_resumed_without_duplicates(tmp_path: Path) -> None:
+    from handlers.flows import resume_declarations
+
+    url = f"sqlite:///{tmp_path / 'resume.db'}"
+    with running_bot(url) as bot:
+        bot.fake.fail_next("pins.add", error="restricted_action")
+        bot.command("declare sev2 Half declared")
+        incident = bot.incident("INC-1")
+        assert incident.declare_step == "invited" and incident.intro_ts is not None
+        assert any("INC-1 is recorded, but posting its pinned intro message failed" in t for t in bot.replies(ALICE))
+        assert bot.slack.raw("", {}, method="GET", path="/healthz").status == 200
+        assert resume_declarations(bot.sitrep.deps) == ["INC-1"]
+        incident = bot.incident("INC-1")
+        channel = bot.fake.channel(incident.channel_id or "")
+        assert incident.declare_step == "confirmed" and channel.pins == [incident.intro_ts]
+        assert len([m for m in bot.fake.messages(channel.id) if m.get("blocks")]) == 1
+        assert len(bot.fake.messages(bot.announce)) == 1
+        assert any("INC-1 declared as SEV2" in m["text"] for m in bot.fake.dms(ALICE))
+        assert resume_declarations(bot.sitrep.deps) == []
+
+
+def test_a_slack_error_of_ours_gets_an_apology_and_the_process_lives_on(bot: Harness) -> None:
+    bot.fake.fail_next("conversations.setTopic", error="too_many_topics_today")
+    bot.command("declare sev3 Topic trouble")
+    channel = bot.incident("INC-1").channel_id or ""
+    bot.fake.fail_next("chat.postMessage", 500, times=3)
+    bot.command("update identified found it", channel=channel)
+    replies = bot.replies(ALICE)
+    assert any("something went wrong on our side" in r for r in replies)
+    bot.command("status", channel=channel)
+    assert "INC-1" in bot.replies(ALICE)[-1]
