@@ -291,3 +291,35 @@ def test_a_slack_error_of_ours_gets_an_apology_and_the_process_lives_on(bot: Har
     assert any("something went wrong on our side" in r for r in replies)
     bot.command("status", channel=channel)
     assert "INC-1" in bot.replies(ALICE)[-1]
+
+
+def test_intro_buttons_open_modals_whose_submissions_change_the_incident(bot: Harness) -> None:
+    bot.command("declare sev3 Buttons")
+    incident = bot.incident("INC-1")
+    channel = incident.channel_id or ""
+    bot.slack.block_action("sitrep_post_update", user=BOB, channel=channel, message=incident.intro_ts)
+    bot.idle()
+    update = bot.fake.last_view("sitrep_update")
+    assert update is not None
+    response = bot.slack.view_submission(
+        update, {"phase": {"phase": "monitoring"}, "text": {"text": "Fix deployed"}}, user=BOB
+    )
+    assert response.status == 200
+    bot.idle()
+    bot.slack.block_action("sitrep_change_severity", user=BOB, channel=channel, message=incident.intro_ts)
+    bot.idle()
+    severity = bot.fake.last_view("sitrep_severity")
+    assert severity is not None
+    bot.slack.view_submission(severity, {"severity": {"severity": "sev1"}, "reason": {"reason": "EU too"}}, user=BOB)
+    bot.idle()
+    incident = bot.incident("INC-1")
+    assert incident.phase.value == "monitoring" and incident.severity == Severity.SEV1
+    texts = [m["text"] for m in bot.fake.messages(channel)]
+    assert any("Fix deployed" in t and "Monitoring" in t for t in texts)
+    assert bot.fake.channel(channel).topic == "SEV1 | Monitoring | IC: @alice"
+
+
+def test_an_update_with_no_text_opens_the_update_modal(bot: Harness) -> None:
+    bot.command("declare sev3 Modal update")
+    bot.command("update", channel=bot.incident("INC-1").channel_id)
+    assert bot.fake.last_view("sitrep_update") is not None
