@@ -18,8 +18,9 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def bot(tmp_path: Path) -> Iterator[Harness]:
-    with running_bot(f"sqlite:///{tmp_path / 'bot.db'}") as harness:
+def bot(database_url: str) -> Iterator[Harness]:
+    """The bot on SQLite, and on PostgreSQL when it is reachable."""
+    with running_bot(database_url) as harness:
         yield harness
 
 
