@@ -324,3 +324,31 @@ def test_an_update_with_no_text_opens_the_update_modal(bot: Harness) -> None:
     bot.command("declare sev3 Modal update")
     bot.command("update", channel=bot.incident("INC-1").channel_id)
     assert bot.fake.last_view("sitrep_update") is not None
+
+
+def test_healthz_is_200_only_once_the_database_is_migrated(tmp_path: Path) -> None:
+    from bot.app import create_app
+    from bot.server import WsgiApp
+    from bot.settings import load_settings
+    from core.db import upgrade
+    from tests.fakeslack import FakeSlack
+
+    with FakeSlack() as fake:
+        settings = load_settings(
+            SLACK_BOT_TOKEN=fake.bot_token,
+            SLACK_SIGNING_SECRET="s",
+            SLACK_API_URL=fake.api_url,
+            DATABASE_URL=f"sqlite:///{tmp_path / 'health.db'}",
+        )
+        sitrep = create_app(settings, migrate=False)
+        wsgi = WsgiApp(sitrep)
+        statuses: list[str] = []
+
+        def get(path: str) -> bytes:
+            environ = {"PATH_INFO": path, "REQUEST_METHOD": "GET"}
+            return b"".join(wsgi(environ, lambda status, headers: statuses.append(status)))
+
+        assert get("/healthz") and statuses[-1].startswith("503")
+        upgrade(sitrep.engine)
+        assert get("/healthz") == b"ok\n" and statuses[-1].startswith("200")
+        sitrep.close()
