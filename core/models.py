@@ -80,6 +80,8 @@ class Incident(SQLModel, table=True):
     customer_impact: str | None = None
     lessons: list[str] = _json(list)
     five_whys: list[dict[str, str]] = _json(list)
+    # Display names of the people involved (Slack user id -> name), so an export needs no Slack.
+    people: dict[str, str] = _json(dict)
     # Cadence (SPEC §7): the one source of truth for the next reminder.
     next_update_due: datetime | None = _when(nullable=True, index=True)
     last_update_at: datetime | None = _when(nullable=True)

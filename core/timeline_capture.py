@@ -1,0 +1,156 @@
+"""Tagging Slack messages into an incident's timeline (SPEC §6).
+
+One message is one entry however often and however it is tagged (several reactions, a pin, the shortcut);
+the entry lives while it has at least one tag. Functions take the session and leave the commit to the caller,
+so that a Slack event id is claimed in the same transaction as its effect."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, delete, select
+
+from core.enums import EntryKind
+from core.errors import InvalidInput, NotFound
+from core.models import Incident, TimelineEntry, TimelineTag
+
+# First match wins; the order puts the more decisive words first.
+_KIND_WORDS: tuple[tuple[EntryKind, re.Pattern[str]], ...] = (
+    (EntryKind.RESOLUTION, re.compile(r"\b(resolved|all clear|back to normal|fully restored)\b", re.I)),
+    (EntryKind.MITIGATION, re.compile(
+        r"\b(roll(ed|ing)?[ -]?back|revert(ed|ing)?|mitigat\w*|hotfix|fail(ed)?[ -]?over|restart(ed|ing)?|"
+        r"scal(ed|ing) (up|out)|fix (is )?(deployed|applied|out))\b", re.I)),
+    (EntryKind.ESCALATION, re.compile(r"\b(escalat\w*|paged|paging|looped in)\b", re.I)),
+    (EntryKind.DETECTION, re.compile(r"\b(alert(s|ed)?|detected|fired|pager ?duty|spike)\b", re.I)),
+    (EntryKind.COMMUNICATION, re.compile(r"\b(status ?page|customers? (were )?notified|announced|tweet)\b", re.I)),
+    (EntryKind.INVESTIGATION, re.compile(
+        r"\b(root cause|identified|investigat\w*|looking (at|into)|found|suspect\w*|caused by|logs? show)\b", re.I)),
+)  # fmt: skip
+
+
+def infer_kind(text: str) -> EntryKind:
+    """The kind of a tagged message from its words (`rolled back` -> mitigation); a note otherwise."""
+    for kind, words in _KIND_WORDS:
+        if words.search(text):
+            return kind
+    return EntryKind.NOTE
+
+
+def ts_to_datetime(ts: str) -> datetime:
+    """A Slack message ts (`1700000000.000100`) as an aware UTC datetime."""
+    try:
+        return datetime.fromtimestamp(float(ts), tz=UTC)
+    except ValueError:
+        raise InvalidInput(f"{ts!r} is not a Slack message timestamp") from None
+
+
+def _entry_of(session: Session, incident_id: int, channel: str, ts: str) -> TimelineEntry | None:
+    query = select(TimelineEntry).where(
+        TimelineEntry.incident_id == incident_id,
+        TimelineEntry.message_channel == channel,
+        TimelineEntry.message_ts == ts,
+    )
+    return session.exec(query).first()
+
+
+def tag_message(
+    *,
+    session: Session,
+    incident: Incident,
+    channel: str,
+    ts: str,
+    text: str,
+    author: str,
+    tag: str,
+    source: str,
+    now: datetime,
+    permalink: str | None = None,
+) -> tuple[TimelineEntry, bool]:
+    """Add `tag` to the entry of this message, creating the entry on the first tag. Returns (entry, created)."""
+    assert incident.id is not None
+    entry = _entry_of(session, incident.id, channel, ts)
+    created = False
+    if entry is None:
+        try:
+            with session.begin_nested():
+                entry = TimelineEntry(
+                    incident_id=incident.id,
+                    occurred_at=ts_to_datetime(ts),
+                    recorded_at=now,
+                    kind=infer_kind(text),
+                    actor=author,
+                    text=text,
+                    source=source,
+                    permalink=permalink,
+                    message_channel=channel,
+                    message_ts=ts,
+                )
+                session.add(entry)
+                session.flush()
+            created = True
+        except IntegrityError:  # tagged at the same moment by another delivery: use that entry
+            entry = _entry_of(session, incident.id, channel, ts)
+            if entry is None:
+                raise
+    assert entry.id is not None
+    exists = session.exec(select(TimelineTag).where(TimelineTag.entry_id == entry.id, TimelineTag.tag == tag)).first()
+    if exists is None:
+        try:
+            with session.begin_nested():
+                session.add(TimelineTag(entry_id=entry.id, tag=tag))
+                session.flush()
+        except IntegrityError:
+            pass
+    return entry, created
+
+
+def untag_message(*, session: Session, incident: Incident, channel: str, ts: str, tag: str) -> bool:
+    """Remove one tag; the entry goes with its last tag. True when the entry was removed."""
+    assert incident.id is not None
+    entry = _entry_of(session, incident.id, channel, ts)
+    if entry is None:
+        return False
+    session.exec(delete(TimelineTag).where(col(TimelineTag.entry_id) == entry.id, col(TimelineTag.tag) == tag))
+    left = session.exec(select(TimelineTag).where(TimelineTag.entry_id == entry.id)).first()
+    if left is None:
+        session.delete(entry)
+        session.flush()
+        return True
+    return False
+
+
+def edit_message(*, session: Session, channel: str, ts: str, text: str) -> int:
+    """The message was edited: update its entries (and their inferred kind). Returns how many changed."""
+    entries = session.exec(
+        select(TimelineEntry).where(TimelineEntry.message_channel == channel, TimelineEntry.message_ts == ts)
+    ).all()
+    for entry in entries:
+        entry.text = text
+        if not entry.kind_locked:
+            entry.kind = infer_kind(text)
+        session.add(entry)
+    return len(entries)
+
+
+def delete_message(*, session: Session, channel: str, ts: str) -> int:
+    """The message was deleted: its entries go too. Returns how many were removed."""
+    entries = session.exec(
+        select(TimelineEntry).where(TimelineEntry.message_channel == channel, TimelineEntry.message_ts == ts)
+    ).all()
+    for entry in entries:
+        session.delete(entry)
+    session.flush()
+    return len(entries)
+
+
+def set_kind(*, session: Session, entry_id: int, kind: EntryKind) -> TimelineEntry:
+    """A person chose the kind: it is kept even if the message is edited later."""
+    entry = session.get(TimelineEntry, entry_id)
+    if entry is None:
+        raise NotFound("That timeline entry no longer exists.")
+    entry.kind = kind
+    entry.kind_locked = True
+    session.add(entry)
+    return entry
