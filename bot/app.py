@@ -18,7 +18,7 @@ from bot.settings import Settings
 from bot.slack_client import make_client
 from core.clock import Clock, SystemClock
 from core.db import make_engine, session_factory, upgrade
-from handlers import actions, commands, events, views
+from handlers import actions, commands, events, shortcuts, timeline_view, views
 from handlers.deps import Deps
 from handlers.reply import handle_error
 
@@ -107,7 +107,7 @@ def create_app(
     def _on_error(error: Exception, body: dict[str, Any]) -> None:
         handle_error(deps, error, body)
 
-    for module in (commands, views, actions, events):
+    for module in (commands, views, actions, shortcuts, timeline_view, events):  # events last: it has the catch-all
         module.register(bolt)
     return Sitrep(bolt=bolt, deps=deps, engine=engine, executor=executor)
 

@@ -39,6 +39,13 @@ def open_severity(deps: Deps, body: dict[str, Any]) -> None:
     deps.client.views_open(trigger_id=body["trigger_id"], view=modals.severity_view(incident))
 
 
+def open_resolve(deps: Deps, body: dict[str, Any]) -> None:
+    incident = incident_of_action(deps, body)
+    store.require_open(incident, "resolve it")
+    deps.client.views_open(trigger_id=body["trigger_id"], view=modals.resolve_view(incident))
+
+
 def register(app: App) -> None:
     app.action("sitrep_post_update")(ack=_ack, lazy=[guarded(open_update)])
     app.action("sitrep_change_severity")(ack=_ack, lazy=[guarded(open_severity)])
+    app.action("sitrep_resolve")(ack=_ack, lazy=[guarded(open_resolve)])

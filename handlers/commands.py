@@ -8,9 +8,9 @@ from slack_bolt import Ack, App
 
 from core import store
 from core.enums import Priority
-from core.errors import InvalidInput, SitrepError
+from core.errors import InvalidInput, InvalidState, SitrepError
 from core.models import Incident
-from handlers import flows, modals, render
+from handlers import flows, modals, render, resolution, timeline_view
 from handlers.deps import Deps, deps_of
 from handlers.parse import Command, parse
 from handlers.reply import Who, guarded, reply_private
@@ -131,9 +131,29 @@ def _list(deps: Deps, body: dict[str, Any], who: Who, command: Command, _: Incid
     reply_private(deps, who, render.mrkdwn("list", incidents=incidents))
 
 
-def _later(deps: Deps, body: dict[str, Any], who: Who, command: Command, incident: Incident | None) -> None:
-    """Commands whose surface is not wired yet answer honestly instead of failing."""
-    reply_private(deps, who, f"`/incident {command.name}` is not available yet in this version of sitrep.")
+def _timeline(deps: Deps, body: dict[str, Any], who: Who, command: Command, incident: Incident | None) -> None:
+    assert incident is not None
+    timeline_view.show(deps, who, incident)
+
+
+def _resolve(deps: Deps, body: dict[str, Any], who: Who, command: Command, incident: Incident | None) -> None:
+    assert incident is not None
+    if not command.text:
+        if incident.status != "open":
+            raise InvalidState(f"{incident.key} is already resolved. Use `/incident pir` to post the review again.")
+        deps.client.views_open(trigger_id=body["trigger_id"], view=modals.resolve_view(incident))
+        return
+    resolution.resolve(deps, incident, actor_id=who.user_id or "", root_cause=command.text)
+
+
+def _reopen(deps: Deps, body: dict[str, Any], who: Who, command: Command, incident: Incident | None) -> None:
+    assert incident is not None
+    resolution.reopen(deps, incident, actor_id=who.user_id or "")
+
+
+def _pir(deps: Deps, body: dict[str, Any], who: Who, command: Command, incident: Incident | None) -> None:
+    assert incident is not None
+    resolution.post_pir(deps, incident)
 
 
 _HANDLERS = {
@@ -145,10 +165,10 @@ _HANDLERS = {
     "action": _action,
     "status": _status,
     "list": _list,
-    "timeline": _later,
-    "resolve": _later,
-    "reopen": _later,
-    "pir": _later,
+    "timeline": _timeline,
+    "resolve": _resolve,
+    "reopen": _reopen,
+    "pir": _pir,
 }
 
 

@@ -1,16 +1,177 @@
-"""Events API listeners. Every delivery gets a 2xx, also the ones sitrep ignores."""
+"""Events API listeners: timeline tagging (reactions, pins, edits, deletes) and who spoke when.
+
+Every delivery gets a 2xx, also the ones sitrep ignores. Each event id is claimed in the same transaction
+as its effect, so a retried delivery (X-Slack-Retry-Num) never adds a second entry."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any
 
-from slack_bolt import App
+from slack_bolt import Ack, App
+from slack_sdk.errors import SlackApiError
+from sqlmodel import Session
+
+from core import store
+from core.models import Incident, ProcessedEvent
+from core.timeline_capture import delete_message, edit_message, tag_message, ts_to_datetime, untag_message
+from handlers.deps import Deps
+from handlers.reply import guarded
+
+Effect = Callable[[Session, Incident], None]
+
+
+def _ack(ack: Ack) -> None:
+    ack()
 
 
 def _ignore() -> None:
     """Events nobody listens to are acknowledged (Bolt would answer 404 and Slack would retry)."""
 
 
+def once(deps: Deps, body: dict[str, Any], channel: str | None, effect: Effect) -> bool:
+    """Apply `effect` to the incident of `channel`, once per Slack event id. False when nothing was done."""
+    if not channel:
+        return False
+    event_id = str(body.get("event_id") or "")
+    with deps.tx() as session:
+        incident = store.incident_by_channel(session=session, channel_id=channel)
+        if incident is None:
+            return False
+        if event_id and not store.claim_event(session=session, event_id=event_id, now=deps.now()):
+            return False
+        effect(session, incident)
+    return True
+
+
+def already_processed(deps: Deps, body: dict[str, Any]) -> bool:
+    """A cheap look before any Slack call: a retried delivery of a processed event does nothing."""
+    event_id = body.get("event_id")
+    if not event_id:
+        return False
+    with deps.sessions() as session:
+        return session.get(ProcessedEvent, event_id) is not None
+
+
+def is_incident_channel(deps: Deps, channel: str | None) -> bool:
+    if not channel:
+        return False
+    with deps.sessions() as session:
+        return store.incident_by_channel(session=session, channel_id=channel) is not None
+
+
+def fetch_message(deps: Deps, channel: str, ts: str) -> dict[str, Any] | None:
+    """Read one message, also a thread reply (conversations.history holds only top-level messages)."""
+    history = deps.client.conversations_history(channel=channel, latest=ts, inclusive=True, limit=1)
+    for message in history.get("messages") or []:
+        if message.get("ts") == ts:
+            return dict(message)
+    try:
+        replies = deps.client.conversations_replies(channel=channel, ts=ts, latest=ts, inclusive=True, limit=1)
+    except SlackApiError as exc:
+        if exc.response.get("error") in ("thread_not_found", "message_not_found"):
+            return None
+        raise
+    return next((dict(m) for m in replies.get("messages") or [] if m.get("ts") == ts), None)
+
+
+def permalink(deps: Deps, channel: str, ts: str) -> str | None:
+    try:
+        return str(deps.client.chat_getPermalink(channel=channel, message_ts=ts)["permalink"])
+    except SlackApiError:
+        return None
+
+
+def tag(deps: Deps, body: dict[str, Any], *, channel: str, ts: str, tag_name: str, source: str,
+        message: dict[str, Any] | None = None) -> None:  # fmt: skip
+    """Tag a message of an incident channel into that incident's timeline."""
+    if not is_incident_channel(deps, channel) or already_processed(deps, body):
+        return
+    message = message or fetch_message(deps, channel, ts)
+    if message is None:
+        return
+    link = permalink(deps, channel, ts)
+    author = str(message.get("user") or message.get("bot_id") or "")
+
+    def effect(session: Session, incident: Incident) -> None:
+        tag_message(
+            session=session, incident=incident, channel=channel, ts=ts, text=str(message.get("text") or ""),
+            author=author, tag=tag_name, source=source, now=deps.now(), permalink=link,
+        )  # fmt: skip
+
+    once(deps, body, channel, effect)
+
+
+def on_reaction(deps: Deps, body: dict[str, Any]) -> None:
+    event = body["event"]
+    item = event.get("item") or {}
+    if event.get("reaction") not in deps.settings.timeline_emoji or item.get("type") != "message":
+        return
+    channel, ts = item.get("channel"), item.get("ts")
+    tag_name = f"reaction:{event.get('user')}:{event.get('reaction')}"
+    if event["type"] == "reaction_added":
+        tag(deps, body, channel=channel, ts=ts, tag_name=tag_name, source="reaction")
+    else:
+        once(deps, body, channel, lambda s, i: _untag(s, i, channel, ts, tag_name))
+
+
+def _untag(session: Session, incident: Incident, channel: str, ts: str, tag_name: str) -> None:
+    untag_message(session=session, incident=incident, channel=channel, ts=ts, tag=tag_name)
+
+
+def on_pin(deps: Deps, body: dict[str, Any]) -> None:
+    event = body["event"]
+    item = event.get("item") or {}
+    message = item.get("message") or {}
+    channel = event.get("channel_id") or item.get("channel")
+    ts = message.get("ts") or item.get("ts")
+    if item.get("type") != "message" or not ts:
+        return
+    if event["type"] == "pin_added":
+        with deps.sessions() as session:
+            incident = store.incident_by_channel(session=session, channel_id=channel or "")
+        if incident is not None and incident.intro_ts == ts:
+            return  # the bot's own intro, pinned by the bot
+        tag(deps, body, channel=channel, ts=ts, tag_name="pin", source="pin", message=message or None)
+    else:
+        once(deps, body, channel, lambda s, i: _untag(s, i, channel, ts, "pin"))
+
+
+def on_message(deps: Deps, body: dict[str, Any]) -> None:
+    event = body["event"]
+    channel = event.get("channel")
+    subtype = event.get("subtype")
+    if subtype == "message_changed":
+        message = event.get("message") or {}
+        ts, text = message.get("ts"), str(message.get("text") or "")
+        once(deps, body, channel, lambda s, i: _edited(s, channel, ts, text))
+    elif subtype == "message_deleted":
+        ts = event.get("deleted_ts")
+        once(deps, body, channel, lambda s, i: _deleted(s, channel, ts))
+    elif subtype in (None, "thread_broadcast", "file_share") and event.get("user") and not event.get("bot_id"):
+        user, at = event["user"], ts_to_datetime(event["ts"])
+        once(
+            deps,
+            body,
+            channel,
+            lambda s, i: store.record_participant(session=s, incident_id=i.id or 0, user_id=user, at=at),
+        )
+
+
+def _edited(session: Session, channel: str, ts: str, text: str) -> None:
+    edit_message(session=session, channel=channel, ts=ts, text=text)
+
+
+def _deleted(session: Session, channel: str, ts: str) -> None:
+    delete_message(session=session, channel=channel, ts=ts)
+
+
 def register(app: App) -> None:
-    # Registered last by the app factory, so that specific listeners match first.
+    app.event("reaction_added")(ack=_ack, lazy=[guarded(on_reaction)])
+    app.event("reaction_removed")(ack=_ack, lazy=[guarded(on_reaction)])
+    app.event("pin_added")(ack=_ack, lazy=[guarded(on_pin)])
+    app.event("pin_removed")(ack=_ack, lazy=[guarded(on_pin)])
+    app.event("message")(ack=_ack, lazy=[guarded(on_message)])
+    # Last, so that the listeners above match first.
     app.event(re.compile(".*"))(_ignore)

@@ -225,3 +225,80 @@ def metadata(view: dict[str, Any]) -> dict[str, Any]:
 
 def state_value(view: dict[str, Any], block: str) -> Any:
     return _value(view.get("state", {}).get("values", {}), block)
+
+
+RESOLVE = "sitrep_resolve"
+PICK_INCIDENT = "sitrep_pick_incident"
+
+
+def _text_input(block_id: str, label: str, *, multiline: bool = False, optional: bool = True,
+                hint: str | None = None, initial: str | None = None) -> InputBlock:  # fmt: skip
+    return InputBlock(
+        block_id=block_id,
+        label=label,
+        optional=optional,
+        hint=hint,
+        element=PlainTextInputElement(action_id=block_id, multiline=multiline, max_length=3000, initial_value=initial),
+    )
+
+
+def resolve_view(incident: Incident) -> dict[str, Any]:
+    return View(
+        type="modal",
+        callback_id=RESOLVE,
+        title="Resolve incident",
+        submit="Resolve",
+        close="Cancel",
+        private_metadata=json.dumps({"incident_id": incident.id}),
+        blocks=[
+            _text_input("root_cause", "Root cause", multiline=True, initial=incident.root_cause,
+                        hint="Leave empty if not known yet: the review will say it is to be completed."),
+            _text_input("factors", "Contributing factors", multiline=True, hint="One per line."),
+            _text_input("customer_impact", "Customer impact", multiline=True, initial=incident.customer_impact),
+            _text_input("lessons", "Lessons", multiline=True, hint="One per line."),
+            _text_input("whys", "Five whys (optional)", multiline=True,
+                        hint="One per line, as: Why did X happen? Because Y."),
+        ],
+    ).to_dict()  # fmt: skip
+
+
+def lines(text: str | None) -> list[str]:
+    return [line.strip(" -•\t") for line in (text or "").splitlines() if line.strip(" -•\t")]
+
+
+def whys(text: str | None) -> list[dict[str, str]]:
+    """`Why did X happen? Because Y.` per line -> [{why, answer}]; a line with no `?` is a why alone."""
+    result = []
+    for line in lines(text):
+        why, mark, answer = line.partition("?")
+        result.append({"why": why.strip() + mark, "answer": answer.strip()})
+    return result
+
+
+def resolution_from_state(view: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "root_cause": state_value(view, "root_cause") or None,
+        "contributing_factors": lines(state_value(view, "factors")),
+        "customer_impact": state_value(view, "customer_impact") or None,
+        "lessons": lines(state_value(view, "lessons")),
+        "five_whys": whys(state_value(view, "whys")),
+    }
+
+
+def pick_incident_view(incidents: list[Incident], *, channel: str, ts: str, text: str, author: str) -> dict[str, Any]:
+    options = [Option(value=str(i.id), label=f"{i.key} {i.severity.label} {i.title}"[:75]) for i in incidents[:100]]
+    return View(
+        type="modal",
+        callback_id=PICK_INCIDENT,
+        title="Add to timeline",
+        submit="Add",
+        close="Cancel",
+        private_metadata=json.dumps({"channel": channel, "ts": ts, "text": text[:2000], "author": author}),
+        blocks=[
+            InputBlock(
+                block_id="incident",
+                label="Which incident?",
+                element=StaticSelectElement(action_id="incident", options=options),
+            )
+        ],
+    ).to_dict()

@@ -6,10 +6,10 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-from core import store
 from core.enums import Phase, Severity
+from core.errors import NotFound
 from core.models import Incident
-from handlers import flows, modals
+from handlers import flows, modals, resolution
 from handlers.deps import Deps, deps_of
 from handlers.reply import Who, guarded
 
@@ -56,7 +56,7 @@ def _incident_of(deps: Deps, view: dict[str, Any]) -> Incident:
     with deps.tx() as session:
         incident = session.get(Incident, incident_id) if incident_id else None
         if incident is None:
-            raise store.NotFound("That incident no longer exists.")
+            raise NotFound("That incident no longer exists.")
         return incident
 
 
@@ -90,6 +90,12 @@ def run_severity(deps: Deps, body: dict[str, Any]) -> None:
     )
 
 
+def run_resolve(deps: Deps, body: dict[str, Any]) -> None:
+    view = body["view"]
+    incident = _incident_of(deps, view)
+    resolution.resolve(deps, incident, actor_id=body["user"]["id"], **modals.resolution_from_state(view))
+
+
 def _ack(ack: Ack) -> None:
     ack()
 
@@ -98,6 +104,7 @@ def register(app: App) -> None:
     app.view(modals.DECLARE)(ack=ack_declare, lazy=[guarded(run_declare)])
     app.view(modals.UPDATE)(ack=ack_update, lazy=[guarded(run_update)])
     app.view(modals.SEVERITY)(ack=_ack, lazy=[guarded(run_severity)])
+    app.view(modals.RESOLVE)(ack=_ack, lazy=[guarded(run_resolve)])
     app.action(modals.IMPACT_ACTION)(ack=ack_impact_changed, lazy=[guarded(run_impact_changed)])
 
 

@@ -1,0 +1,73 @@
+"""The message shortcut "Add to incident timeline" (callback id sitrep_add_to_timeline), from any channel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App
+
+from core import store
+from core.errors import InvalidInput
+from core.models import Incident
+from core.timeline_capture import tag_message
+from handlers import flows, modals
+from handlers.deps import Deps
+from handlers.events import permalink
+from handlers.reply import Who, guarded, reply_private
+
+CALLBACK = "sitrep_add_to_timeline"
+
+
+def _ack(ack: Ack) -> None:
+    ack()
+
+
+def add(deps: Deps, who: Who, incident: Incident, *, channel: str, ts: str, text: str, author: str) -> None:
+    link = permalink(deps, channel, ts)
+    with deps.tx() as session:
+        row = session.get(Incident, incident.id)
+        assert row is not None
+        _, created = tag_message(
+            session=session, incident=row, channel=channel, ts=ts, text=text, author=author,
+            tag=f"shortcut:{who.user_id}", source="shortcut", now=deps.now(), permalink=link,
+        )  # fmt: skip
+    said = "Added to" if created else "Already in"
+    reply_private(deps, who, f":pushpin: {said} the {incident.key} timeline.")
+
+
+def on_shortcut(deps: Deps, body: dict[str, Any]) -> None:
+    who = Who.of(body)
+    channel = body["channel"]["id"]
+    message = body["message"]
+    ts, text = message["ts"], str(message.get("text") or "")
+    author = str(message.get("user") or message.get("bot_id") or "")
+    with deps.tx() as session:
+        here = store.incident_by_channel(session=session, channel_id=channel)
+    if here is not None:
+        add(deps, who, here, channel=channel, ts=ts, text=text, author=author)
+        return
+    incidents = flows.visible_open_incidents(deps, who.user_id or "")
+    if not incidents:
+        raise InvalidInput("There is no open incident to add this message to.")
+    if len(incidents) == 1:
+        add(deps, who, incidents[0], channel=channel, ts=ts, text=text, author=author)
+        return
+    view = modals.pick_incident_view(incidents, channel=channel, ts=ts, text=text, author=author)
+    deps.client.views_open(trigger_id=body["trigger_id"], view=view)
+
+
+def on_pick(deps: Deps, body: dict[str, Any]) -> None:
+    view = body["view"]
+    meta = modals.metadata(view)
+    incident_id = int(modals.state_value(view, "incident"))
+    with deps.tx() as session:
+        incident = session.get(Incident, incident_id)
+    if incident is None:
+        raise InvalidInput("That incident no longer exists.")
+    who = Who(user_id=body["user"]["id"], channel_id=incident.channel_id, response_url=None)
+    add(deps, who, incident, channel=meta["channel"], ts=meta["ts"], text=meta["text"], author=meta["author"])
+
+
+def register(app: App) -> None:
+    app.shortcut(CALLBACK)(ack=_ack, lazy=[guarded(on_shortcut)])
+    app.view(modals.PICK_INCIDENT)(ack=_ack, lazy=[guarded(on_pick)])
