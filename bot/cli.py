@@ -7,6 +7,7 @@ import logging
 import sys
 from typing import TYPE_CHECKING
 
+from bot.offline import add_offline_commands
 from bot.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
@@ -61,6 +62,33 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    import os
+
+    from core.db import make_engine, session_factory
+    from core.errors import NotFound
+    from core.export import dump_export
+    from core.incident_export import export_incident
+    from core.store import incident_by_key
+
+    engine = make_engine(os.environ.get("DATABASE_URL") or "sqlite:///sitrep.db")
+    try:
+        with session_factory(engine)() as session:
+            incident = incident_by_key(session=session, key=args.incident)
+            text = dump_export(export_incident(session=session, incident=incident, names=incident.people))
+    except NotFound as error:
+        print(f"sitrep: {error}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    if args.output and args.output != "-":
+        with open(args.output, "w", encoding="utf-8") as out:
+            out.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sitrep", description="Slack incident-commander bot")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -70,12 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database tasks")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="TASK")
     db_sub.add_parser("upgrade", help="apply migrations").set_defaults(func=cmd_db_upgrade)
-    try:
-        from bot.offline import add_offline_commands
-    except ImportError:  # pragma: no cover - only while the offline commands are being written
-        pass
-    else:
-        add_offline_commands(sub)
+    export = sub.add_parser("export", help="an incident from the database as an export file")
+    export.add_argument("incident", metavar="INCIDENT", help="its key, e.g. INC-7 (or just 7)")
+    export.add_argument("--output", "-o", default=None, help="file to write (default: standard output)")
+    export.set_defaults(func=cmd_export)
+    add_offline_commands(sub)
     return parser
 
 

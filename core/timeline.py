@@ -209,7 +209,7 @@ def impact_start(export: IncidentExport) -> Moment | None:
         return Moment(trigger.timestamp, label(trigger))
     if export.incident.started_at:
         return Moment(export.incident.started_at, "impact start (declared)")
-    return None
+    return declaration(export)
 
 
 def declaration(export: IncidentExport) -> Moment | None:

@@ -1,0 +1,253 @@
+"""Issue 4 end to end: timeline capture, resolve and the PIR in the channel, through the HTTP endpoint."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main as cli
+from core import store
+from core.export import load_export
+from core.pir import build_pir, render_markdown
+from tests.harness import ALICE, BOB, CAROL, DAVE, Harness, running_bot
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def bot(database_url: str) -> Iterator[Harness]:
+    with running_bot(database_url) as harness:
+        yield harness
+
+
+def _declare(bot: Harness, text: str = "declare sev2 Checkout errors") -> str:
+    bot.command(text)
+    channel = bot.incident("INC-1").channel_id or ""
+    for user in (BOB, CAROL, DAVE):
+        bot.fake.join_as_user(channel, user)
+    return channel
+
+
+def _event(bot: Harness, event: dict, **kwargs: object) -> None:  # type: ignore[type-arg]
+    assert bot.slack.event(event, **kwargs).status == 200  # type: ignore[arg-type]
+    bot.idle()
+
+
+def _tagged(bot: Harness) -> list[tuple[str, str, str]]:
+    with bot.sitrep.deps.tx() as session:
+        incident = store.incident_by_key(session=session, key="INC-1")
+        return [
+            (e.text, e.kind.value, e.source)
+            for e in store.entries_of(session=session, incident=incident)
+            if e.message_ts is not None
+        ]
+
+
+def _pir_file(bot: Harness) -> str:
+    files = [f for f in bot.fake.files.values() if f.get("name", f.get("filename", "")).endswith("-pir.md")]
+    assert files, bot.fake.files
+    content = files[-1]["content"]
+    return content.decode() if isinstance(content, bytes) else str(content)
+
+
+def test_a_whole_incident_ends_with_a_pir_holding_everything(bot: Harness, tmp_path: Path) -> None:
+    channel = _declare(bot)
+    reacted = bot.fake.post_as_user(channel, BOB, "Alert fired: checkout 5xx at 8%")
+    _event(bot, reacted)
+    _event(bot, bot.fake.react_as_user(channel, reacted["ts"], CAROL, "pushpin"))
+    pinned = bot.fake.post_as_user(channel, CAROL, "Root cause: pool of 20 is too small for ORM 3.2")
+    _event(bot, bot.fake.pin_as_user(channel, pinned["ts"], CAROL))
+    shortcut = bot.fake.post_as_user(channel, DAVE, "We rolled back user-api to v2.3.9")
+    assert (
+        bot.slack.message_shortcut("sitrep_add_to_timeline", user=DAVE, channel=channel, message=shortcut["ts"]).status
+        == 200
+    )
+    bot.idle()
+    bot.command("note Bridge call opened", channel=channel)
+    bot.command("update identified Pool exhaustion after the ORM upgrade", channel=channel)
+    bot.command("severity sev1 Revenue systems down", channel=channel)
+    bot.command("update monitoring Rollback done, error rate at baseline", channel=channel)
+    bot.command(f"action Alert on pool use at 70% <@{CAROL}> P1 due:2030-02-01", channel=channel)
+    bot.command("resolve ORM 3.2.0 opens 3x more connections than 3.1.2; pool of 20", channel=channel)
+
+    incident = bot.incident("INC-1")
+    assert incident.status.value == "resolved" and incident.next_update_due is None
+    assert bot.fake.channel(channel).topic.startswith("SEV1 | Resolved")
+    assert "resolved" in bot.fake.messages(bot.announce)[0]["text"]
+    summary = next(m for m in bot.fake.messages(channel) if "Post-incident review" in m["text"])
+    assert len(summary["blocks"]) <= 50
+    markdown = _pir_file(bot)
+    expected_in_order = [
+        "SEV2 declared",
+        "Alert fired: checkout 5xx at 8%",
+        "Root cause: pool of 20 is too small",
+        "We rolled back user-api to v2.3.9",
+        "Bridge call opened",
+        "Pool exhaustion after the ORM upgrade",
+        "Severity changed from SEV2 to SEV1",
+        "Rollback done, error rate at baseline",
+        "Alert on pool use at 70%",
+        "Resolved: ORM 3.2.0",
+    ]
+    timeline = markdown.split("## Timeline")[1].split("## Metrics")[0]
+    positions = [timeline.index(text) for text in expected_in_order]
+    assert positions == sorted(positions)
+    assert "| Time to mitigate |" in markdown and "| Time to resolve |" in markdown
+    assert "### Resolution" in markdown and "### Triage" in markdown
+    assert "| Alert on pool use at 70% | carol | P1 | 2030-02-01 | open |" in markdown
+    assert "ORM 3.2.0 opens 3x more connections than 3.1.2; pool of 20" in markdown
+
+    # The export round-trips: `sitrep pir` on it gives the PIR that was posted.
+    out = tmp_path / "inc-1.json"
+    import os
+
+    old = os.environ.get("DATABASE_URL")
+    os.environ["DATABASE_URL"] = bot.settings.database_url
+    try:
+        assert cli(["export", "INC-1", "--output", str(out)]) == 0
+    finally:
+        if old is None:
+            os.environ.pop("DATABASE_URL")
+        else:
+            os.environ["DATABASE_URL"] = old
+    again = render_markdown(
+        build_pir(
+            load_export(out), cadence=bot.settings.cadence, timezone=bot.settings.timezone, now=incident.resolved_at
+        )
+    )
+    assert again == markdown
+
+
+def test_retried_and_repeated_tags_make_exactly_one_entry(bot: Harness) -> None:
+    channel = _declare(bot)
+    message = bot.fake.post_as_user(channel, BOB, "Looking into the logs")
+    reaction = bot.fake.react_as_user(channel, message["ts"], BOB, "pushpin")
+    _event(bot, reaction)
+    event_id = bot.slack.last_event_id
+    for retry in (1, 2):
+        _event(bot, reaction, event_id=event_id, retry_num=retry)
+    _event(bot, bot.fake.react_as_user(channel, message["ts"], CAROL, "pushpin"))
+    _event(bot, bot.fake.pin_as_user(channel, message["ts"], DAVE))
+    assert _tagged(bot) == [("Looking into the logs", "investigation", "reaction")]
+    # Bob's reaction and Carol's read the message (a pin event carries it); the retries made no Slack call.
+    assert len(bot.fake.calls_to("conversations.history")) == 2
+
+
+def test_a_reaction_outside_an_incident_channel_does_nothing(bot: Harness) -> None:
+    _declare(bot)
+    message = bot.fake.post_as_user(bot.general, BOB, "lunch?")
+    before = len(bot.fake.calls)
+    _event(bot, bot.fake.react_as_user(bot.general, message["ts"], BOB, "pushpin"))
+    assert _tagged(bot) == []
+    assert [c.method for c in bot.fake.calls[before:]] == []
+
+
+def test_removing_the_reaction_removes_the_entry_and_editing_updates_it(bot: Harness) -> None:
+    channel = _declare(bot)
+    message = bot.fake.post_as_user(channel, BOB, "Looking into the logs")
+    thread_reply = bot.fake.post_as_user(channel, CAROL, "restarted the workers", thread_ts=message["ts"])
+    _event(bot, bot.fake.react_as_user(channel, message["ts"], BOB, "pushpin"))
+    _event(bot, bot.fake.react_as_user(channel, thread_reply["ts"], BOB, "pushpin"))
+    assert sorted(_tagged(bot)) == [("Looking into the logs", "investigation", "reaction"),
+                                    ("restarted the workers", "mitigation", "reaction")]  # fmt: skip
+    _event(bot, bot.fake.edit_as_user(channel, message["ts"], "Rolled back the deploy"))
+    assert ("Rolled back the deploy", "mitigation", "reaction") in _tagged(bot)
+    _event(bot, bot.fake.react_as_user(channel, message["ts"], BOB, "pushpin", remove=True))
+    assert _tagged(bot) == [("restarted the workers", "mitigation", "reaction")]
+    _event(bot, bot.fake.delete_as_user(channel, thread_reply["ts"]))
+    assert _tagged(bot) == []
+
+
+def test_messages_record_who_spoke_but_not_what(bot: Harness) -> None:
+    channel = _declare(bot)
+    _event(bot, bot.fake.post_as_user(channel, BOB, "secret words"))
+    _event(bot, bot.fake.post_as_user(channel, BOB, "more"))
+    _event(bot, bot.fake.post_as_user(bot.general, CAROL, "elsewhere"))
+    with bot.sitrep.deps.tx() as session:
+        incident = store.incident_by_key(session=session, key="INC-1")
+        rows = [(p.user_id, p.messages) for p in store.participants_of(session=session, incident=incident)]
+        texts = [e.text for e in store.entries_of(session=session, incident=incident)]
+    assert rows == [(BOB, 2)]
+    assert not any("secret" in t for t in texts)
+
+
+def test_a_large_incident_posts_its_whole_pir_without_slack_errors(bot: Harness) -> None:
+    channel = _declare(bot)
+    with bot.sitrep.deps.tx() as session:
+        incident = store.incident_by_key(session=session, key="INC-1")
+        for i in range(300):
+            store.add_note(session=session, incident=incident, text=f"Note {i:03d} " + "x" * 190, actor_id=BOB,
+                           now=bot.sitrep.deps.now())  # fmt: skip
+    bot.command("resolve Too many notes", channel=channel)
+    errors = [c for c in bot.fake.calls if c.response and not c.response.get("ok", True)]
+    assert errors == []
+    markdown = _pir_file(bot)
+    assert all(f"Note {i:03d} " in markdown for i in range(300))
+
+
+def test_untrusted_notes_are_escaped_in_the_pir_and_the_timeline_view(bot: Harness) -> None:
+    channel = _declare(bot)
+    bot.command("note <!here> see <https://evil.example|this>", channel=channel)
+    bot.command("timeline", channel=channel)
+    view = json.dumps(bot.fake.ephemerals(user=ALICE)[-1])
+    assert "&lt;!here&gt;" in view and "<!here>" not in view and "<https://evil" not in view
+    bot.command("resolve done", channel=channel)
+    markdown = _pir_file(bot)
+    assert "&lt;!here&gt;" in markdown and "<!here>" not in markdown and "<https://evil" not in markdown
+
+
+def test_the_timeline_view_pages_and_changes_kinds(bot: Harness) -> None:
+    channel = _declare(bot)
+    with bot.sitrep.deps.tx() as session:
+        incident = store.incident_by_key(session=session, key="INC-1")
+        for i in range(45):
+            store.add_note(session=session, incident=incident, text=f"n{i}", actor_id=BOB, now=bot.sitrep.deps.now())
+    bot.command("timeline", channel=channel)
+    first = bot.fake.ephemerals(user=ALICE)[-1]
+    assert len(first["blocks"]) <= 50 and "page 1 of 3" in first["blocks"][0]["text"]["text"]
+    entry_block = first["blocks"][1]
+    option = next(o for o in entry_block["accessory"]["options"] if o["value"].endswith(":mitigation"))
+    payload = bot.slack.payloads.block_action("sitrep_entry_kind", option["value"], user=ALICE, channel=channel)
+    payload["actions"] = [{"action_id": "sitrep_entry_kind", "block_id": entry_block.get("block_id", "b"),
+                           "type": "static_select", "selected_option": option}]  # fmt: skip
+    bot.slack._deliver("interactive", payload)
+    bot.idle()
+    entry_id = int(option["value"].split(":")[0])
+    with bot.sitrep.deps.tx() as session:
+        entry = session.get(store.TimelineEntry, entry_id)
+        assert entry is not None and entry.kind.value == "mitigation" and entry.kind_locked
+
+
+def test_resolve_modal_reopen_and_pir_again(bot: Harness) -> None:
+    channel = _declare(bot)
+    incident = bot.incident("INC-1")
+    bot.slack.block_action("sitrep_resolve", user=ALICE, channel=channel, message=incident.intro_ts)
+    bot.idle()
+    view = bot.fake.last_view("sitrep_resolve")
+    assert view is not None
+    bot.slack.view_submission(
+        view,
+        {
+            "root_cause": {"root_cause": "Pool too small"},
+            "factors": {"factors": "No load test\n- No alert at 70%"},
+            "lessons": {"lessons": "Load test ORM upgrades"},
+            "whys": {"whys": "Why did checkout fail? The pool was exhausted."},
+        },
+        user=ALICE,
+    )
+    bot.idle()
+    markdown = _pir_file(bot)
+    assert "- No load test" in markdown and "- No alert at 70%" in markdown
+    assert "**Why did checkout fail?** The pool was exhausted." in markdown
+    bot.command("reopen", channel=channel)
+    assert bot.incident("INC-1").status.value == "open"
+    assert bot.fake.channel(channel).topic.startswith("SEV2 | Investigating")
+    bot.command("resolve", channel=channel)
+    assert bot.fake.last_view("sitrep_resolve") is not None
+    bot.command("pir", channel=channel)
+    assert len([m for m in bot.fake.messages(channel) if "Post-incident review" in m["text"]]) == 2
+    assert re.search(r"INC-1-pir\.md", json.dumps(bot.fake.messages(channel)))
