@@ -83,13 +83,14 @@ def create_app(
         upgrade(engine)
     client = client or make_client(settings)
     executor = WorkPool(workers)
-    bot_user_id = _bot_user_id(client)
+    identity = _identity(client)
     deps = Deps(
         settings=settings,
         sessions=session_factory(engine),
         client=client,
         clock=clock or SystemClock(),
-        bot_user_id=bot_user_id,
+        bot_user_id=identity.get("user_id"),
+        team_url=identity.get("url"),
     )
     bolt = App(
         client=client,
@@ -120,9 +121,10 @@ def _inject(deps: Deps) -> Callable[..., Any]:
     return inject_deps
 
 
-def _bot_user_id(client: WebClient) -> str | None:
+def _identity(client: WebClient) -> dict[str, Any]:
+    """Who the bot is (auth.test): its user id, and the workspace URL that permalinks start with."""
     try:
-        return str(client.auth_test()["user_id"])
+        return dict(client.auth_test().data)  # type: ignore[arg-type]
     except SlackApiError as exc:
         log.error("auth.test failed: %s", exc.response.get("error"))
         raise

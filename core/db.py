@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from importlib import resources
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
 from alembic import command
@@ -15,6 +17,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
+
+READ_ONLY = "sitrep_read_only"
+_WRITE_LOCKS: WeakKeyDictionary[Engine, threading.Lock] = WeakKeyDictionary()
 
 
 def normalise_url(url: str) -> str:
@@ -46,9 +51,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         @sa.event.listens_for(engine, "begin")
         def _begin(connection: Any) -> None:
             # IMMEDIATE takes the write lock up front: concurrent read-then-write transactions wait for
-            # each other (busy_timeout) instead of failing with "database is locked".
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            # each other (busy_timeout) instead of failing with "database is locked". Reads (see
+            # `reading`) begin DEFERRED: in WAL mode they neither wait for writers nor block them.
+            deferred = connection.get_execution_options().get(READ_ONLY, False)
+            connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
+        _WRITE_LOCKS[engine] = threading.Lock()
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
@@ -59,11 +67,46 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, class_=Session, expire_on_commit=False)
 
 
+def _engine_of(factory: sessionmaker[Session]) -> Engine | None:
+    bind = factory.kw.get("bind")
+    return bind if isinstance(bind, Engine) else None
+
+
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any error."""
-    with factory() as session, session.begin():
+    """One unit of work: commit on success, roll back on any error.
+
+    On SQLite the writers of this process queue on a lock of their own, which wakes the next one at once;
+    SQLite's busy handler (left for other processes) sleeps in steps of up to 100 ms."""
+    engine = _engine_of(factory)
+    lock = _WRITE_LOCKS.get(engine) if engine is not None else None
+    with lock or nullcontext(), factory() as session, session.begin():
         yield session
+
+
+@contextmanager
+def reading(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A read-only look: on SQLite it neither takes nor waits for the write lock."""
+    engine = _engine_of(factory)
+    bind = engine.execution_options(**{READ_ONLY: True}) if engine is not None else None
+    with factory(bind=bind) if bind is not None else factory() as session:
+        yield session  # closing ends the transaction; the objects read stay usable, detached
+
+
+def dialect_insert(session: Session, table: sa.Table) -> Any:
+    """An INSERT that knows ON CONFLICT, for the session's database (SQLite or PostgreSQL)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
+
+
+def insert_ignoring_conflicts(session: Session, table: sa.Table, keys: list[str]) -> Any:
+    """`INSERT ... ON CONFLICT (keys) DO NOTHING`: a second insert of the same keys changes nothing."""
+    return dialect_insert(session, table).on_conflict_do_nothing(index_elements=keys)
 
 
 def _alembic_config(engine: Engine) -> Config:

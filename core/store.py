@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from core.db import dialect_insert, insert_ignoring_conflicts
 from core.enums import EntryKind, IncidentStatus, Phase, Priority, Role, Severity
 from core.errors import InvalidInput, InvalidState, NotAnIncidentChannel, NotFound
 from core.models import (
@@ -40,6 +41,11 @@ def due_after(moment: datetime, severity: Severity, cadence: Cadence) -> datetim
 
 def incident_by_channel(*, session: Session, channel_id: str) -> Incident | None:
     return session.exec(select(Incident).where(Incident.channel_id == channel_id)).first()
+
+
+def incident_id_of_channel(*, session: Session, channel_id: str) -> int | None:
+    """The id of the incident of a channel, or None: one indexed look-up, for the hot event path."""
+    return session.exec(select(Incident.id).where(Incident.channel_id == channel_id)).first()
 
 
 def require_incident_channel(*, session: Session, channel_id: str, command: str = "This command") -> Incident:
@@ -108,12 +114,9 @@ def claim_event(*, session: Session, event_id: str, now: datetime) -> bool:
     """Record a Slack event id; False when it was processed before (a retried delivery).
 
     Call inside the transaction that stores the event's effect: a rollback forgets the claim too."""
-    try:
-        with session.begin_nested():
-            session.add(ProcessedEvent(event_id=event_id, received_at=now))
-    except IntegrityError:
-        return False
-    return True
+    table = ProcessedEvent.__table__  # type: ignore[attr-defined]
+    insert = insert_ignoring_conflicts(session, table, ["event_id"]).values(event_id=event_id, received_at=now)
+    return session.execute(insert.returning(table.c.event_id)).scalar() is not None
 
 
 def claim_job_run(*, session: Session, name: str, run_key: str, now: datetime) -> bool:
@@ -471,14 +474,7 @@ def record_participant(*, session: Session, incident_id: int, user_id: str, at: 
     table = Participant.__table__  # type: ignore[attr-defined]
     values = {"incident_id": incident_id, "user_id": user_id, "first_seen_at": at, "last_seen_at": at, "messages": 1}
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        stmt = pg_insert(table).values(**values)
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        stmt = sqlite_insert(table).values(**values)
+    stmt = dialect_insert(session, table).values(**values)
     excluded = stmt.excluded
     stmt = stmt.on_conflict_do_update(
         index_elements=["incident_id", "user_id"],

@@ -9,12 +9,12 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, select
 
+from core.db import insert_ignoring_conflicts
 from core.enums import EntryKind
 from core.errors import InvalidInput, NotFound
-from core.models import Incident, TimelineEntry, TimelineTag
+from core.models import TimelineEntry, TimelineTag
 
 # First match wins; the order puts the more decisive words first.
 _KIND_WORDS: tuple[tuple[EntryKind, re.Pattern[str]], ...] = (
@@ -46,8 +46,8 @@ def ts_to_datetime(ts: str) -> datetime:
         raise InvalidInput(f"{ts!r} is not a Slack message timestamp") from None
 
 
-def _entry_of(session: Session, incident_id: int, channel: str, ts: str) -> TimelineEntry | None:
-    query = select(TimelineEntry).where(
+def _entry_id(session: Session, incident_id: int, channel: str, ts: str) -> int | None:
+    query = select(TimelineEntry.id).where(
         TimelineEntry.incident_id == incident_id,
         TimelineEntry.message_channel == channel,
         TimelineEntry.message_ts == ts,
@@ -58,7 +58,7 @@ def _entry_of(session: Session, incident_id: int, channel: str, ts: str) -> Time
 def tag_message(
     *,
     session: Session,
-    incident: Incident,
+    incident_id: int,
     channel: str,
     ts: str,
     text: str,
@@ -67,56 +67,37 @@ def tag_message(
     source: str,
     now: datetime,
     permalink: str | None = None,
-) -> tuple[TimelineEntry, bool]:
-    """Add `tag` to the entry of this message, creating the entry on the first tag. Returns (entry, created)."""
-    assert incident.id is not None
-    entry = _entry_of(session, incident.id, channel, ts)
-    created = False
-    if entry is None:
-        try:
-            with session.begin_nested():
-                entry = TimelineEntry(
-                    incident_id=incident.id,
-                    occurred_at=ts_to_datetime(ts),
-                    recorded_at=now,
-                    kind=infer_kind(text),
-                    actor=author,
-                    text=text,
-                    source=source,
-                    permalink=permalink,
-                    message_channel=channel,
-                    message_ts=ts,
-                )
-                session.add(entry)
-                session.flush()
-            created = True
-        except IntegrityError:  # tagged at the same moment by another delivery: use that entry
-            entry = _entry_of(session, incident.id, channel, ts)
-            if entry is None:
-                raise
-    assert entry.id is not None
-    exists = session.exec(select(TimelineTag).where(TimelineTag.entry_id == entry.id, TimelineTag.tag == tag)).first()
-    if exists is None:
-        try:
-            with session.begin_nested():
-                session.add(TimelineTag(entry_id=entry.id, tag=tag))
-                session.flush()
-        except IntegrityError:
-            pass
-    return entry, created
+) -> tuple[int, bool]:
+    """Add `tag` to the entry of this message, creating the entry on the first tag. Returns (entry id, created).
+
+    Two statements that cannot conflict (INSERT ... ON CONFLICT DO NOTHING), so concurrent tags of one message
+    meet at the unique keys instead of failing."""
+    entries = TimelineEntry.__table__  # type: ignore[attr-defined]
+    new_id = session.execute(
+        insert_ignoring_conflicts(session, entries, ["incident_id", "message_channel", "message_ts"])
+        .values(
+            incident_id=incident_id, occurred_at=ts_to_datetime(ts), recorded_at=now, kind=infer_kind(text),
+            actor=author, text=text, source=source, permalink=permalink, message_channel=channel,
+            message_ts=ts, kind_locked=False, details={},
+        )
+        .returning(entries.c.id)
+    ).scalar()  # fmt: skip
+    entry_id = new_id if new_id is not None else _entry_id(session, incident_id, channel, ts)
+    assert entry_id is not None
+    tags = TimelineTag.__table__  # type: ignore[attr-defined]
+    session.execute(insert_ignoring_conflicts(session, tags, ["entry_id", "tag"]).values(entry_id=entry_id, tag=tag))
+    return entry_id, new_id is not None
 
 
-def untag_message(*, session: Session, incident: Incident, channel: str, ts: str, tag: str) -> bool:
+def untag_message(*, session: Session, incident_id: int, channel: str, ts: str, tag: str) -> bool:
     """Remove one tag; the entry goes with its last tag. True when the entry was removed."""
-    assert incident.id is not None
-    entry = _entry_of(session, incident.id, channel, ts)
-    if entry is None:
+    entry_id = _entry_id(session, incident_id, channel, ts)
+    if entry_id is None:
         return False
-    session.exec(delete(TimelineTag).where(col(TimelineTag.entry_id) == entry.id, col(TimelineTag.tag) == tag))
-    left = session.exec(select(TimelineTag).where(TimelineTag.entry_id == entry.id)).first()
+    session.exec(delete(TimelineTag).where(col(TimelineTag.entry_id) == entry_id, col(TimelineTag.tag) == tag))
+    left = session.exec(select(TimelineTag.id).where(TimelineTag.entry_id == entry_id)).first()
     if left is None:
-        session.delete(entry)
-        session.flush()
+        session.exec(delete(TimelineEntry).where(col(TimelineEntry.id) == entry_id))
         return True
     return False
 

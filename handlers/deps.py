@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from bot.settings import Settings
 from core.clock import Clock
-from core.db import transaction
+from core.db import reading, transaction
 
 
 @dataclass
@@ -25,6 +25,7 @@ class Deps:
     client: WebClient
     clock: Clock
     bot_user_id: str | None = None
+    team_url: str | None = None
     metrics: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -37,7 +38,14 @@ class Deps:
 
     @contextmanager
     def tx(self) -> Iterator[Session]:
+        """A unit of work that writes (committed at the end)."""
         with transaction(self.sessions) as session:
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only look (on SQLite it does not wait for writers)."""
+        with reading(self.sessions) as session:
             yield session
 
 

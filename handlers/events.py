@@ -14,12 +14,12 @@ from slack_sdk.errors import SlackApiError
 from sqlmodel import Session
 
 from core import store
-from core.models import Incident, ProcessedEvent
+from core.models import ProcessedEvent
 from core.timeline_capture import delete_message, edit_message, tag_message, ts_to_datetime, untag_message
 from handlers.deps import Deps
 from handlers.reply import guarded
 
-Effect = Callable[[Session, Incident], None]
+Effect = Callable[[Session, int], None]
 
 
 def _ack(ack: Ack) -> None:
@@ -36,12 +36,12 @@ def once(deps: Deps, body: dict[str, Any], channel: str | None, effect: Effect) 
         return False
     event_id = str(body.get("event_id") or "")
     with deps.tx() as session:
-        incident = store.incident_by_channel(session=session, channel_id=channel)
-        if incident is None:
+        incident_id = store.incident_id_of_channel(session=session, channel_id=channel)
+        if incident_id is None:
             return False
         if event_id and not store.claim_event(session=session, event_id=event_id, now=deps.now()):
             return False
-        effect(session, incident)
+        effect(session, incident_id)
     return True
 
 
@@ -50,14 +50,14 @@ def already_processed(deps: Deps, body: dict[str, Any]) -> bool:
     event_id = body.get("event_id")
     if not event_id:
         return False
-    with deps.sessions() as session:
+    with deps.read() as session:
         return session.get(ProcessedEvent, event_id) is not None
 
 
 def is_incident_channel(deps: Deps, channel: str | None) -> bool:
     if not channel:
         return False
-    with deps.sessions() as session:
+    with deps.read() as session:
         return store.incident_by_channel(session=session, channel_id=channel) is not None
 
 
@@ -76,7 +76,11 @@ def fetch_message(deps: Deps, channel: str, ts: str) -> dict[str, Any] | None:
     return next((dict(m) for m in replies.get("messages") or [] if m.get("ts") == ts), None)
 
 
-def permalink(deps: Deps, channel: str, ts: str) -> str | None:
+def permalink(deps: Deps, channel: str, ts: str, thread_ts: str | None = None) -> str | None:
+    """The message's link, built like Slack's own from the workspace URL (no API call per message)."""
+    if deps.team_url:
+        link = f"{deps.team_url.rstrip('/')}/archives/{channel}/p{ts.replace('.', '')}"
+        return link + (f"?thread_ts={thread_ts}&cid={channel}" if thread_ts and thread_ts != ts else "")
     try:
         return str(deps.client.chat_getPermalink(channel=channel, message_ts=ts)["permalink"])
     except SlackApiError:
@@ -91,12 +95,12 @@ def tag(deps: Deps, body: dict[str, Any], *, channel: str, ts: str, tag_name: st
     message = message or fetch_message(deps, channel, ts)
     if message is None:
         return
-    link = permalink(deps, channel, ts)
+    link = permalink(deps, channel, ts, message.get("thread_ts"))
     author = str(message.get("user") or message.get("bot_id") or "")
 
-    def effect(session: Session, incident: Incident) -> None:
+    def effect(session: Session, incident_id: int) -> None:
         tag_message(
-            session=session, incident=incident, channel=channel, ts=ts, text=str(message.get("text") or ""),
+            session=session, incident_id=incident_id, channel=channel, ts=ts, text=str(message.get("text") or ""),
             author=author, tag=tag_name, source=source, now=deps.now(), permalink=link,
         )  # fmt: skip
 
@@ -116,8 +120,8 @@ def on_reaction(deps: Deps, body: dict[str, Any]) -> None:
         once(deps, body, channel, lambda s, i: _untag(s, i, channel, ts, tag_name))
 
 
-def _untag(session: Session, incident: Incident, channel: str, ts: str, tag_name: str) -> None:
-    untag_message(session=session, incident=incident, channel=channel, ts=ts, tag=tag_name)
+def _untag(session: Session, incident_id: int, channel: str, ts: str, tag_name: str) -> None:
+    untag_message(session=session, incident_id=incident_id, channel=channel, ts=ts, tag=tag_name)
 
 
 def on_pin(deps: Deps, body: dict[str, Any]) -> None:
@@ -129,7 +133,7 @@ def on_pin(deps: Deps, body: dict[str, Any]) -> None:
     if item.get("type") != "message" or not ts:
         return
     if event["type"] == "pin_added":
-        with deps.sessions() as session:
+        with deps.read() as session:
             incident = store.incident_by_channel(session=session, channel_id=channel or "")
         if incident is not None and incident.intro_ts == ts:
             return  # the bot's own intro, pinned by the bot
@@ -155,7 +159,7 @@ def on_message(deps: Deps, body: dict[str, Any]) -> None:
             deps,
             body,
             channel,
-            lambda s, i: store.record_participant(session=s, incident_id=i.id or 0, user_id=user, at=at),
+            lambda s, i: store.record_participant(session=s, incident_id=i, user_id=user, at=at),
         )
 
 

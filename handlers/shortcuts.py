@@ -22,13 +22,21 @@ def _ack(ack: Ack) -> None:
     ack()
 
 
-def add(deps: Deps, who: Who, incident: Incident, *, channel: str, ts: str, text: str, author: str) -> None:
-    link = permalink(deps, channel, ts)
+def add(
+    deps: Deps,
+    who: Who,
+    incident: Incident,
+    *,
+    channel: str,
+    ts: str,
+    text: str,
+    author: str,
+    thread_ts: str | None = None,
+) -> None:
+    link = permalink(deps, channel, ts, thread_ts)
     with deps.tx() as session:
-        row = session.get(Incident, incident.id)
-        assert row is not None
         _, created = tag_message(
-            session=session, incident=row, channel=channel, ts=ts, text=text, author=author,
+            session=session, incident_id=incident.id or 0, channel=channel, ts=ts, text=text, author=author,
             tag=f"shortcut:{who.user_id}", source="shortcut", now=deps.now(), permalink=link,
         )  # fmt: skip
     said = "Added to" if created else "Already in"
@@ -44,7 +52,7 @@ def on_shortcut(deps: Deps, body: dict[str, Any]) -> None:
     with deps.tx() as session:
         here = store.incident_by_channel(session=session, channel_id=channel)
     if here is not None:
-        add(deps, who, here, channel=channel, ts=ts, text=text, author=author)
+        add(deps, who, here, channel=channel, ts=ts, text=text, author=author, thread_ts=message.get("thread_ts"))
         return
     incidents = flows.visible_open_incidents(deps, who.user_id or "")
     if not incidents:

@@ -63,20 +63,27 @@ def test_one_message_is_one_entry_however_it_is_tagged(sessions: sessionmaker[Se
     for tag, source in (("reaction:U2:pushpin", "reaction"), ("reaction:U3:pushpin", "reaction"), ("pin", "pin")):
         with transaction(sessions) as session:
             incident = store.incident_by_key(session=session, key=str(incident_id))
-            entry, _ = tag_message(
-                session=session, incident=incident, channel="C1", ts=TS, text="we rolled back",
+            tag_message(
+                session=session, incident_id=incident.id or 0, channel="C1", ts=TS, text="we rolled back",
                 author="U2", tag=tag, source=source, now=clock.now(),
             )  # fmt: skip
-            assert entry.occurred_at == datetime(2026, 1, 15, 13, 55, 0, 100, tzinfo=UTC)
+        with sessions() as session:
+            incident = store.incident_by_key(session=session, key=str(incident_id))
+            tagged = [e for e in store.entries_of(session=session, incident=incident) if e.message_ts]
+            assert [e.occurred_at for e in tagged] == [datetime(2026, 1, 15, 13, 55, 0, 100, tzinfo=UTC)]
     assert _entries(sessions, incident_id) == [("we rolled back", EntryKind.MITIGATION, "reaction")]
     with transaction(sessions) as session:
         incident = store.incident_by_key(session=session, key=str(incident_id))
-        assert not untag_message(session=session, incident=incident, channel="C1", ts=TS, tag="pin")
-        assert not untag_message(session=session, incident=incident, channel="C1", ts=TS, tag="reaction:U2:pushpin")
+        assert not untag_message(session=session, incident_id=incident.id or 0, channel="C1", ts=TS, tag="pin")
+        assert not untag_message(
+            session=session, incident_id=incident.id or 0, channel="C1", ts=TS, tag="reaction:U2:pushpin"
+        )
     assert len(_entries(sessions, incident_id)) == 1
     with transaction(sessions) as session:
         incident = store.incident_by_key(session=session, key=str(incident_id))
-        assert untag_message(session=session, incident=incident, channel="C1", ts=TS, tag="reaction:U3:pushpin")
+        assert untag_message(
+            session=session, incident_id=incident.id or 0, channel="C1", ts=TS, tag="reaction:U3:pushpin"
+        )
     assert _entries(sessions, incident_id) == []
 
 
@@ -86,12 +93,11 @@ def test_edits_update_and_deletes_remove_and_a_chosen_kind_sticks(
     incident_id = _incident(sessions, clock)
     with transaction(sessions) as session:
         incident = store.incident_by_key(session=session, key=str(incident_id))
-        entry, created = tag_message(
-            session=session, incident=incident, channel="C1", ts=TS, text="looking into logs",
+        entry_id, created = tag_message(
+            session=session, incident_id=incident.id or 0, channel="C1", ts=TS, text="looking into logs",
             author="U2", tag="pin", source="pin", now=clock.now(),
         )  # fmt: skip
         assert created
-        entry_id = entry.id or 0
     with transaction(sessions) as session:
         assert edit_message(session=session, channel="C1", ts=TS, text="rolled back the deploy") == 1
     assert _entries(sessions, incident_id) == [("rolled back the deploy", EntryKind.MITIGATION, "pin")]

@@ -1,0 +1,161 @@
+"""Timeline ingest (issue 4): 2,000 reaction events over 50 incident channels, 20 at a time, 10% delivered
+twice (a Slack retry with the same event id). Prints events stored per second and duplicates found.
+Goal: at least 500 events/s and 0 duplicates.
+
+The bot runs as it does in production, `sitrep run` in its own process; this process plays Slack (the fake
+Web API) and sends the signed event deliveries.
+
+    .venv/bin/python bench/timeline_ingest.py [--database-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import sqlalchemy as sa  # noqa: E402
+
+from core import store  # noqa: E402
+from core.clock import SystemClock  # noqa: E402
+from core.db import READ_ONLY, make_engine, session_factory, transaction, upgrade  # noqa: E402
+from core.enums import Severity  # noqa: E402
+from core.models import TimelineEntry  # noqa: E402
+from tests.fakeslack import FakeSlack, SlackDriver  # noqa: E402
+
+SECRET = "bench-signing-secret"
+BOB = "U0BOB"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_healthy(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("the bot did not become healthy")
+
+
+def bot_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    parser.add_argument("--events", type=int, default=2000)
+    parser.add_argument("--channels", type=int, default=50)
+    parser.add_argument("--concurrency", type=int, default=20)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp, FakeSlack() as fake:
+        url = args.database_url or f"sqlite:///{tmp}/ingest.db"
+        engine = make_engine(url)
+        upgrade(engine)
+        sessions = session_factory(engine)
+        fake.add_user(BOB, "bob")
+        cadence = {s: None for s in Severity}
+        channels = []
+        for n in range(args.channels):
+            channel = fake.add_channel(f"inc-bench-{n}", [BOB], bot_member=True)
+            with transaction(sessions) as session:
+                incident = store.declare(session=session, title=f"Bench {n}", severity=Severity.SEV2,
+                                         declared_by=BOB, now=SystemClock().now(), cadence=cadence)  # fmt: skip
+                incident.channel_id, incident.declare_step = channel, "confirmed"
+            channels.append(channel)
+        events = []
+        for i in range(args.events):
+            channel = channels[i % len(channels)]
+            message = fake.post_as_user(channel, BOB, f"step {i}: restarted worker {i % 7}")
+            events.append(fake.react_as_user(channel, message["ts"], BOB, "pushpin"))
+
+        port = free_port()
+        env = {**os.environ, "SLACK_BOT_TOKEN": fake.bot_token, "SLACK_SIGNING_SECRET": SECRET,
+               "SLACK_API_URL": fake.api_url, "DATABASE_URL": url, "PORT": str(port)}  # fmt: skip
+        env.pop("SLACK_APP_TOKEN", None)
+        bot = subprocess.Popen([str(Path(sys.executable).parent / "sitrep"), "run"], env=env, cwd=tmp,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        try:
+            wait_healthy(port)
+            if os.environ.get("SITREP_BENCH_PROFILE"):  # e.g. SITREP_BENCH_PROFILE=/tmp/bot.txt (py-spy installed)
+                spy = [str(Path(sys.executable).parent / "py-spy"), "record", "--gil", "--format", "raw", "-d", "10"]
+                subprocess.Popen([*spy, "-o", os.environ["SITREP_BENCH_PROFILE"], "-p", str(bot.pid)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+            local = threading.local()
+            rng = random.Random(7)
+            deliveries: list[tuple[int, int | None]] = [(i, None) for i in range(len(events))]
+            deliveries += [(i, 1) for i in rng.sample(range(len(events)), len(events) // 10)]
+            rng.shuffle(deliveries)
+
+            def send(item: tuple[int, int | None]) -> int:
+                driver = getattr(local, "driver", None)
+                if driver is None:
+                    driver = local.driver = SlackDriver(f"http://127.0.0.1:{port}/slack/events", SECRET, fake)
+                index, retry = item
+                return driver.event(events[index], event_id=f"EvBench{index:06d}", retry_num=retry).status
+
+            def stored() -> int:
+                # A read-only look (DEFERRED on SQLite), so that polling never takes the bot's write lock.
+                with engine.connect().execution_options(**{READ_ONLY: True}) as connection:
+                    query = (
+                        sa.select(sa.func.count())
+                        .select_from(TimelineEntry)
+                        .where(
+                            TimelineEntry.message_ts.is_not(None)  # type: ignore[union-attr]
+                        )
+                    )
+                    return int(connection.scalar(query) or 0)
+
+            started = time.perf_counter()
+            with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
+                statuses = list(pool.map(send, deliveries))
+            acked = time.perf_counter() - started
+            deadline = time.monotonic() + 300
+            while stored() < len(events) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            elapsed = time.perf_counter() - started
+            time.sleep(1)  # let any late duplicate land before counting
+            with engine.connect().execution_options(**{READ_ONLY: True}) as connection:
+                count = stored()
+                distinct = connection.scalar(sa.select(sa.func.count(sa.distinct(TimelineEntry.message_ts))))
+            cpu = bot_cpu_seconds(bot.pid)
+        finally:
+            bot.terminate()
+            bot.wait(10)
+            engine.dispose()
+        database = "SQLite" if url.startswith("sqlite") else "PostgreSQL"
+        print(
+            f"timeline ingest on {database}: {len(deliveries)} deliveries ({len(events)} events, "
+            f"{len(deliveries) - len(events)} retried), {args.concurrency} at a time, bot in its own process"
+        )
+        print(f"  acked in {acked:.2f} s; all stored in {elapsed:.2f} s: {len(events) / elapsed:.0f} events stored/s")
+        print(f"  bot process CPU time: {cpu:.1f} s ({cpu / len(deliveries) * 1000:.1f} ms per delivery)")
+        print(f"  entries stored: {count}, duplicates found: {count - (distinct or 0)}, "
+              f"non-2xx answers: {sum(1 for s in statuses if s // 100 != 2)}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
