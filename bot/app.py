@@ -90,6 +90,7 @@ def create_app(
         client=client,
         clock=clock or SystemClock(),
         bot_user_id=identity.get("user_id"),
+        executor=executor,
         team_url=identity.get("url"),
     )
     bolt = App(

@@ -119,6 +119,11 @@ def claim_event(*, session: Session, event_id: str, now: datetime) -> bool:
     return session.execute(insert.returning(table.c.event_id)).scalar() is not None
 
 
+def event_seen(*, session: Session, event_id: str) -> bool:
+    """Whether a Slack event id was processed already (a plain look; `claim_event` decides)."""
+    return session.exec(select(ProcessedEvent.event_id).where(ProcessedEvent.event_id == event_id)).first() is not None
+
+
 def claim_job_run(*, session: Session, name: str, run_key: str, now: datetime) -> bool:
     """Claim one run of a cron job (e.g. the digest of one day); False when another replica has it."""
     try:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,8 +16,11 @@ from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
 from bot.settings import Settings
+from core import store
 from core.clock import Clock
 from core.db import reading, transaction
+
+NEGATIVE_CACHE_SECONDS = 2.0
 
 
 @dataclass
@@ -27,11 +32,26 @@ class Deps:
     bot_user_id: str | None = None
     team_url: str | None = None
     metrics: Any = None
+    executor: Executor | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Deps:
         """Shared services are not copied (Bolt deep-copies the context for lazy listeners)."""
         return self
+
+    def incident_id_of_channel(self, channel: str | None) -> int | None:
+        """The incident of a channel, cached: a channel never changes incident, and a channel found to have
+        none is asked again after a few seconds (another replica may just have declared in it)."""
+        if not channel:
+            return None
+        cache: dict[str, tuple[int | None, float]] = self.extra.setdefault("incident_of_channel", {})
+        hit = cache.get(channel)
+        if hit is not None and (hit[0] is not None or hit[1] > time.monotonic()):
+            return hit[0]
+        with self.read() as session:
+            found = store.incident_id_of_channel(session=session, channel_id=channel)
+        cache[channel] = (found, time.monotonic() + NEGATIVE_CACHE_SECONDS)
+        return found
 
     def now(self) -> datetime:
         return self.clock.now()

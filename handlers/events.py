@@ -9,21 +9,16 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import App
 from slack_sdk.errors import SlackApiError
 from sqlmodel import Session
 
 from core import store
-from core.models import ProcessedEvent
 from core.timeline_capture import delete_message, edit_message, tag_message, ts_to_datetime, untag_message
 from handlers.deps import Deps
-from handlers.reply import guarded
+from handlers.reply import RETRY_KEY, in_background
 
 Effect = Callable[[Session, int], None]
-
-
-def _ack(ack: Ack) -> None:
-    ack()
 
 
 def _ignore() -> None:
@@ -32,13 +27,11 @@ def _ignore() -> None:
 
 def once(deps: Deps, body: dict[str, Any], channel: str | None, effect: Effect) -> bool:
     """Apply `effect` to the incident of `channel`, once per Slack event id. False when nothing was done."""
-    if not channel:
+    incident_id = deps.incident_id_of_channel(channel)
+    if incident_id is None:
         return False
     event_id = str(body.get("event_id") or "")
     with deps.tx() as session:
-        incident_id = store.incident_id_of_channel(session=session, channel_id=channel)
-        if incident_id is None:
-            return False
         if event_id and not store.claim_event(session=session, event_id=event_id, now=deps.now()):
             return False
         effect(session, incident_id)
@@ -46,19 +39,16 @@ def once(deps: Deps, body: dict[str, Any], channel: str | None, effect: Effect) 
 
 
 def already_processed(deps: Deps, body: dict[str, Any]) -> bool:
-    """A cheap look before any Slack call: a retried delivery of a processed event does nothing."""
+    """A look before any Slack call, for retried deliveries only: one already processed does nothing."""
     event_id = body.get("event_id")
-    if not event_id:
+    if not event_id or not body.get(RETRY_KEY):
         return False
     with deps.read() as session:
-        return session.get(ProcessedEvent, event_id) is not None
+        return store.event_seen(session=session, event_id=event_id)
 
 
 def is_incident_channel(deps: Deps, channel: str | None) -> bool:
-    if not channel:
-        return False
-    with deps.read() as session:
-        return store.incident_by_channel(session=session, channel_id=channel) is not None
+    return deps.incident_id_of_channel(channel) is not None
 
 
 def fetch_message(deps: Deps, channel: str, ts: str) -> dict[str, Any] | None:
@@ -172,10 +162,10 @@ def _deleted(session: Session, channel: str, ts: str) -> None:
 
 
 def register(app: App) -> None:
-    app.event("reaction_added")(ack=_ack, lazy=[guarded(on_reaction)])
-    app.event("reaction_removed")(ack=_ack, lazy=[guarded(on_reaction)])
-    app.event("pin_added")(ack=_ack, lazy=[guarded(on_pin)])
-    app.event("pin_removed")(ack=_ack, lazy=[guarded(on_pin)])
-    app.event("message")(ack=_ack, lazy=[guarded(on_message)])
+    app.event("reaction_added")(in_background(on_reaction))
+    app.event("reaction_removed")(in_background(on_reaction))
+    app.event("pin_added")(in_background(on_pin))
+    app.event("pin_removed")(in_background(on_pin))
+    app.event("message")(in_background(on_message))
     # Last, so that the listeners above match first.
     app.event(re.compile(".*"))(_ignore)

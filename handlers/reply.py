@@ -103,3 +103,23 @@ def guarded(work: Work) -> Callable[..., None]:
 
     run.__name__ = run.__qualname__ = f"lazy_{work.__name__}"
     return run
+
+
+RETRY_KEY = "sitrep_retry_num"
+
+
+def in_background(work: Work) -> Callable[..., None]:
+    """An event listener that hands `work(deps, body)` to the worker pool and returns at once.
+
+    Bolt acknowledges events by itself; unlike a lazy listener this does not deep-copy the request, which
+    matters on the busiest path (every message and reaction)."""
+    guarded_work = guarded(work)
+
+    def submit(body: dict[str, Any], context: Any, request: Any) -> None:
+        deps = deps_of(context)
+        assert deps.executor is not None
+        retry = (request.headers.get("x-slack-retry-num") or [None])[0]
+        deps.executor.submit(guarded_work, {**body, RETRY_KEY: retry} if retry else body, {"deps": deps})
+
+    submit.__name__ = submit.__qualname__ = f"background_{work.__name__}"
+    return submit
