@@ -14,11 +14,12 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.engine import Engine
 
+from bot.scheduler import Scheduler
 from bot.settings import Settings
 from bot.slack_client import make_client
 from core.clock import Clock, SystemClock
 from core.db import make_engine, session_factory, upgrade
-from handlers import actions, commands, events, shortcuts, timeline_view, views
+from handlers import actions, commands, events, reminders, shortcuts, timeline_view, views
 from handlers.deps import Deps
 from handlers.reply import handle_error
 
@@ -63,8 +64,10 @@ class Sitrep:
     deps: Deps
     engine: Engine
     executor: WorkPool
+    scheduler: Scheduler
 
     def close(self) -> None:
+        self.scheduler.stop()
         self.executor.shutdown(wait=True, cancel_futures=False)
         self.engine.dispose()
 
@@ -109,9 +112,17 @@ def create_app(
     def _on_error(error: Exception, body: dict[str, Any]) -> None:
         handle_error(deps, error, body)
 
-    for module in (commands, views, actions, shortcuts, timeline_view, events):  # events last: it has the catch-all
+    for module in (
+        commands,
+        views,
+        actions,
+        shortcuts,
+        timeline_view,
+        reminders,
+        events,
+    ):  # events last: it has the catch-all
         module.register(bolt)
-    return Sitrep(bolt=bolt, deps=deps, engine=engine, executor=executor)
+    return Sitrep(bolt=bolt, deps=deps, engine=engine, executor=executor, scheduler=Scheduler(deps))
 
 
 def _inject(deps: Deps) -> Callable[..., Any]:

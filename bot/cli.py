@@ -33,6 +33,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     sitrep = create_app(settings)
     sitrep.executor.submit(resume_declarations, sitrep.deps)
+    sitrep.scheduler.start()
     if settings.socket_mode:
         socket_mode_handler(sitrep).start()
         return 0

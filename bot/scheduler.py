@@ -1,0 +1,130 @@
+"""APScheduler jobs: the reminder tick (SPEC §7), the morning digest and action items due tomorrow.
+
+No job is kept per incident: the tick reads `next_update_due` from the database and claims what is due with
+one atomic statement, so that several replicas, or a restart, never send a reminder twice."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from slack_sdk.models.blocks import ActionsBlock
+
+from core import reminders, store
+from core.reminders import Claim
+from handlers import render
+from handlers.deps import Deps
+
+log = logging.getLogger("sitrep.scheduler")
+
+SNOOZES = (("15m", 15), ("30m", 30), ("1h", 60))
+
+
+def escalation_mention(target: str) -> str:
+    return f"<!subteam^{target}>" if target.startswith("S") else f"<@{target}>"
+
+
+def reminder_blocks(claim: Claim, *, comms: str | None, escalation: str | None) -> tuple[str, list[dict[str, object]]]:
+    text = render.mrkdwn("reminder", claim=claim, comms=comms, escalation=escalation)
+    buttons = [render.button("Post update", "sitrep_post_update", str(claim.incident_id), style="primary")]
+    buttons += [render.button(f"Snooze {label}", f"sitrep_snooze_{label}", f"{claim.incident_id}:{minutes}")
+                for label, minutes in SNOOZES]  # fmt: skip
+    blocks = [render.section(text), ActionsBlock(block_id=f"reminder-{claim.incident_id}", elements=buttons)]
+    return text, render.to_dicts(blocks)
+
+
+class Scheduler:
+    def __init__(self, deps: Deps, *, posters: int = 8) -> None:
+        self.deps = deps
+        self._posters = ThreadPoolExecutor(max_workers=posters, thread_name_prefix="sitrep-remind")
+        self._aps: BackgroundScheduler | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        settings = self.deps.settings
+        hour, minute = (int(part) for part in settings.digest_time.split(":"))
+        aps = BackgroundScheduler(timezone=UTC)
+        aps.add_job(self._safe(self.tick), IntervalTrigger(seconds=settings.tick.total_seconds()), id="tick",
+                    max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))  # fmt: skip
+        daily = CronTrigger(hour=hour, minute=minute, timezone=settings.zone)
+        aps.add_job(self._safe(self.digest), daily, id="digest", max_instances=1, coalesce=True)
+        aps.add_job(self._safe(self.remind_action_items), daily, id="items", max_instances=1, coalesce=True)
+        aps.start()
+        self._aps = aps
+
+    def stop(self) -> None:
+        if self._aps is not None:
+            self._aps.shutdown(wait=True)
+            self._aps = None
+        self._posters.shutdown(wait=True)
+
+    def _safe(self, job: object) -> object:
+        def run() -> None:
+            try:
+                job()  # type: ignore[operator]
+            except Exception:  # noqa: BLE001 - a failed run is logged; the next one tries again
+                log.exception("scheduled job %s failed", getattr(job, "__name__", job))
+
+        run.__name__ = getattr(job, "__name__", "job")
+        return run
+
+    # --- jobs ---------------------------------------------------------------------------------------
+
+    def tick(self, now: datetime | None = None) -> int:
+        """Post every reminder that is due; returns how many were posted."""
+        now = now or self.deps.now()
+        settings = self.deps.settings
+        with self.deps.tx() as session:
+            claims = reminders.claim_due(session=session, now=now, cadence=settings.cadence)
+            comms = reminders.comms_leads(session=session, incident_ids=[c.incident_id for c in claims])
+        posted = self._posters.map(lambda claim: self._post(claim, comms.get(claim.incident_id), now), claims)
+        return sum(1 for ok in posted if ok)
+
+    def _post(self, claim: Claim, comms: str | None, now: datetime) -> bool:
+        if not claim.channel_id:
+            return False
+        settings = self.deps.settings
+        target = settings.escalation_targets.get(claim.severity)
+        escalation = escalation_mention(target) if target and claim.escalate(settings.escalate_after) else None
+        text, blocks = reminder_blocks(claim, comms=comms, escalation=escalation)
+        try:
+            self.deps.client.chat_postMessage(channel=claim.channel_id, text=text, blocks=blocks)
+        except Exception:  # noqa: BLE001 - the claim goes back, the next tick tries again
+            log.exception("reminder for %s could not be posted; it stays due", claim.key, extra={"incident": claim.key})
+            with self.deps.tx() as session:
+                reminders.release(session=session, claim=claim, now=now)
+            return False
+        if self.deps.metrics is not None:
+            self.deps.metrics.reminder_sent(claim.severity.value, escalated=escalation is not None)
+        return True
+
+    def digest(self, now: datetime | None = None) -> bool:
+        """The morning digest of open, non-private incidents to the announce channel (once a day)."""
+        now = now or self.deps.now()
+        channel = self.deps.settings.announce_channel
+        if not channel:
+            return False
+        day = now.astimezone(self.deps.settings.zone).date().isoformat()
+        with self.deps.tx() as session:
+            if not store.claim_job_run(session=session, name="digest", run_key=day, now=now):
+                return False
+            incidents = [i for i in store.open_incidents(session=session) if not i.private]
+        if not incidents:
+            return True
+        self.deps.client.chat_postMessage(channel=channel, text=render.mrkdwn("digest", incidents=incidents, now=now))
+        return True
+
+    def remind_action_items(self, now: datetime | None = None) -> int:
+        """A direct message to the owner of each open action item due tomorrow, once per item per day."""
+        now = now or self.deps.now()
+        today = now.astimezone(self.deps.settings.zone).date()
+        with self.deps.tx() as session:
+            items = reminders.claim_items_due(session=session, on=today + timedelta(days=1), today=today)
+        for item in items:
+            self.deps.client.chat_postMessage(channel=item.owner_id, text=render.mrkdwn("item_due", item=item))
+        return len(items)

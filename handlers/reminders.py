@@ -1,0 +1,36 @@
+"""The reminder's Snooze buttons (15m, 30m, 1h): the next reminder comes that much later."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+from slack_bolt import Ack, App
+
+from core import store
+from core.errors import NotFound
+from core.models import Incident
+from core.render import format_when
+from handlers.deps import Deps
+from handlers.reply import Who, guarded, reply_private
+
+
+def _ack(ack: Ack) -> None:
+    ack()
+
+
+def snooze(deps: Deps, body: dict[str, Any]) -> None:
+    incident_id, _, minutes = body["actions"][0]["value"].partition(":")
+    until = deps.now() + timedelta(minutes=int(minutes))
+    with deps.tx() as session:
+        incident = session.get(Incident, int(incident_id))
+        if incident is None:
+            raise NotFound("That incident no longer exists.")
+        store.snooze(session=session, incident=incident, until=until)
+        key = incident.key
+    reply_private(deps, Who.of(body), f":zzz: Next reminder for {key} at {format_when(until, deps.settings.timezone)}.")
+
+
+def register(app: App) -> None:
+    app.action(re.compile(r"^sitrep_snooze_"))(ack=_ack, lazy=[guarded(snooze)])
