@@ -14,9 +14,10 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.engine import Engine
 
+from bot.observability import Metrics
 from bot.scheduler import Scheduler
 from bot.settings import Settings
-from bot.slack_client import make_client
+from bot.slack_client import ObservedWebClient, make_client
 from core.clock import Clock, SystemClock
 from core.db import make_engine, session_factory, upgrade
 from handlers import actions, commands, events, reminders, shortcuts, timeline_view, views
@@ -85,6 +86,9 @@ def create_app(
     if migrate:
         upgrade(engine)
     client = client or make_client(settings)
+    metrics = Metrics()
+    if isinstance(client, ObservedWebClient):
+        client.on_error = metrics.slack_error
     executor = WorkPool(workers)
     identity = _identity(client)
     deps = Deps(
@@ -94,6 +98,7 @@ def create_app(
         clock=clock or SystemClock(),
         bot_user_id=identity.get("user_id"),
         executor=executor,
+        metrics=metrics,
         team_url=identity.get("url"),
     )
     bolt = App(
@@ -106,6 +111,7 @@ def create_app(
         listener_executor=executor,
         logger=logging.getLogger("sitrep.bolt"),
     )
+    metrics.watch_database(deps.sessions)
     bolt.use(_inject(deps))
 
     @bolt.error

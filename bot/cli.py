@@ -26,11 +26,13 @@ def _settings() -> Settings:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from bot.app import create_app
+    from bot.observability import configure_logging
     from bot.server import Server, WsgiApp
     from handlers.flows import resume_declarations
 
     settings = _settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    secrets = [settings.slack_bot_token, settings.slack_signing_secret, settings.slack_app_token]
+    configure_logging(secrets=[secret.get_secret_value() for secret in secrets if secret is not None])
     sitrep = create_app(settings)
     sitrep.executor.submit(resume_declarations, sitrep.deps)
     sitrep.scheduler.start()

@@ -98,6 +98,8 @@ class Scheduler:
             log.exception("reminder for %s could not be posted; it stays due", claim.key, extra={"incident": claim.key})
             with self.deps.tx() as session:
                 reminders.release(session=session, claim=claim, now=now)
+            if self.deps.metrics is not None:
+                self.deps.metrics.reminder_missed(claim.severity.value)
             return False
         if self.deps.metrics is not None:
             self.deps.metrics.reminder_sent(claim.severity.value, escalated=escalation is not None)

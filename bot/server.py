@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from waitress import wasyncore
 from waitress.server import create_server
 
 from bot.app import Sitrep
+from bot.observability import Metrics, describe
 from core.db import is_up_to_date
 
 log = logging.getLogger("sitrep.server")
@@ -22,10 +24,10 @@ StartResponse = Callable[..., Any]
 
 
 class WsgiApp:
-    def __init__(self, sitrep: Sitrep, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, sitrep: Sitrep) -> None:
         self.sitrep = sitrep
         self.slack = SlackRequestHandler(sitrep.bolt, path="/slack/events")
-        self.registry = registry or CollectorRegistry()
+        self.metrics: Metrics = sitrep.deps.metrics
         self._healthy_until = 0.0
 
     def healthy(self) -> bool:
@@ -49,8 +51,38 @@ class WsgiApp:
             return [body]
         if path == "/metrics" and method == "GET":
             start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
-            return [generate_latest(self.registry)]
+            return [generate_latest(self.metrics.registry)]
+        if path == "/slack/events" and method == "POST":
+            return self.slack_request(environ, start_response)
         return self.slack(environ, start_response)
+
+    def slack_request(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """Answer one Slack request through Bolt, then log one line and count it."""
+        started = time.perf_counter()
+        size = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(size) if size else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        status: list[str] = []
+
+        def remember(code: str, headers: list[tuple[str, str]], *args: Any) -> Any:
+            status.append(code)
+            return start_response(code, headers, *args)
+
+        try:
+            answer = list(self.slack(environ, remember))
+        finally:
+            seconds = time.perf_counter() - started
+            about = describe(body, environ.get("CONTENT_TYPE", ""))
+            code = int(status[0].split()[0]) if status else 500
+            outcome = "ok" if code < 400 else "refused" if code in (401, 403) else "error"
+            incident = self.sitrep.deps.incident_id_of_channel(about.get("channel")) if code < 400 else None
+            self.metrics.request(about["type"], outcome, seconds)
+            log.info(
+                "slack request",
+                extra={**about, "incident": f"INC-{incident}" if incident else None, "status": code,
+                       "outcome": outcome, "latency_ms": round(seconds * 1000, 1)},
+            )  # fmt: skip
+        return answer
 
 
 class Server:

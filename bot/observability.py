@@ -1,0 +1,169 @@
+"""Structured JSON logs (one line per Slack request, secrets scrubbed) and Prometheus metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any, TextIO
+from urllib.parse import parse_qs
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy.orm import sessionmaker
+from sqlmodel import Session
+
+REDACTED = "[redacted]"
+_TOKEN = re.compile(r"\b(xox[abposr]|xapp)-[A-Za-z0-9-]+")
+# Attributes of a LogRecord that are not extra fields.
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+class Redactor(logging.Filter):
+    """Scrubs the configured secrets and anything shaped like a Slack token from every log record."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+
+    def scrub(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, REDACTED)
+        return _TOKEN.sub(REDACTED, text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self.scrub(record.getMessage())
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.scrub(record.exc_text)
+        record.exc_info = None
+        for key, value in list(vars(record).items()):
+            if key not in _STANDARD and isinstance(value, str):
+                setattr(record, key, self.scrub(value))
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                line[key] = value
+        if record.exc_text:
+            line["error"] = record.exc_text
+        return json.dumps(line, default=str)
+
+
+def configure_logging(*, secrets: Iterable[str], stream: TextIO | None = None, level: int = logging.INFO) -> None:
+    """JSON lines on standard error (or `stream`), with the secrets scrubbed, for every logger."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(Redactor(secrets))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+
+
+class OpenIncidents(Collector):
+    """Open incidents by severity, read from the database at scrape time."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        import sqlalchemy as sa
+
+        from core.enums import IncidentStatus, Severity
+        from core.models import Incident
+
+        family = GaugeMetricFamily("sitrep_open_incidents", "Open incidents by severity", labels=["severity"])
+        with self.sessions() as session:
+            rows = dict(session.execute(
+                sa.select(Incident.severity, sa.func.count()).where(Incident.status == IncidentStatus.OPEN)
+                .group_by(Incident.severity)).all())  # type: ignore[arg-type]  # fmt: skip
+        for severity in Severity:
+            family.add_metric([severity.value], rows.get(severity, 0))
+        yield family
+
+
+class Metrics:
+    """The process's metrics, in a registry of its own (several apps in one test process never meet)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("sitrep_slack_requests", "Slack requests by type and outcome",
+                                ["type", "outcome"], registry=self.registry)  # fmt: skip
+        self.ack_seconds = Histogram("sitrep_ack_seconds", "Time to answer (acknowledge) a Slack request",
+                                     ["type"], registry=self.registry,
+                                     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 3, 5))  # fmt: skip
+        self.reminders = Counter("sitrep_reminders_sent", "Status-update reminders posted",
+                                 ["severity", "escalated"], registry=self.registry)  # fmt: skip
+        self.reminders_missed = Counter("sitrep_reminders_missed", "Reminders that could not be posted (retried)",
+                                        ["severity"], registry=self.registry)  # fmt: skip
+        self.slack_errors = Counter("sitrep_slack_api_errors", "Slack Web API errors by method",
+                                    ["method", "error"], registry=self.registry)  # fmt: skip
+
+    def watch_database(self, sessions: sessionmaker[Session]) -> None:
+        self.registry.register(OpenIncidents(sessions))
+
+    def request(self, kind: str, outcome: str, seconds: float) -> None:
+        self.requests.labels(kind, outcome).inc()
+        self.ack_seconds.labels(kind).observe(seconds)
+
+    def reminder_sent(self, severity: str, *, escalated: bool) -> None:
+        self.reminders.labels(severity, "yes" if escalated else "no").inc()
+
+    def reminder_missed(self, severity: str) -> None:
+        self.reminders_missed.labels(severity).inc()
+
+    def slack_error(self, method: str, error: str) -> None:
+        self.slack_errors.labels(method, error).inc()
+
+
+_KINDS = {"block_actions": "action", "view_submission": "view", "view_closed": "view",
+          "message_action": "shortcut", "shortcut": "shortcut"}  # fmt: skip
+
+
+def describe(body: bytes, content_type: str) -> dict[str, Any]:
+    """What a Slack request is about, for its log line: type, team, channel, user (never its text)."""
+    try:
+        if "json" in content_type:
+            data = json.loads(body or b"{}")
+        else:
+            form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+            data = json.loads(form["payload"]) if "payload" in form else form
+    except (ValueError, KeyError):
+        return {"type": "unreadable"}
+    if not isinstance(data, dict):
+        return {"type": "unreadable"}
+    event = data.get("event") or {}
+    payload_type = str(data.get("type") or "unknown")
+    kind = (
+        "command" if "command" in data
+        else f"event:{event.get('type')}" if payload_type == "event_callback"
+        else _KINDS.get(payload_type, payload_type)
+    )  # fmt: skip
+    channel = (
+        data.get("channel_id") or (data.get("channel") or {}).get("id") or event.get("channel")
+        or (event.get("item") or {}).get("channel") or event.get("channel_id")
+    )  # fmt: skip
+    team = data.get("team_id") or (data.get("team") or {}).get("id")
+    user = data.get("user_id") or (data.get("user") or {}).get("id") or event.get("user")
+    return {"type": kind, "team": team, "channel": channel, "user": user}
+
+
+StartResponse = Callable[..., Any]
