@@ -20,7 +20,7 @@ from bot.settings import Settings
 from bot.slack_client import ObservedWebClient, make_client
 from core.clock import Clock, SystemClock
 from core.db import make_engine, session_factory, upgrade
-from handlers import actions, commands, events, reminders, shortcuts, timeline_view, views
+from handlers import actions, commands, events, home, reminders, shortcuts, timeline_view, views
 from handlers.deps import Deps
 from handlers.reply import handle_error
 
@@ -118,15 +118,8 @@ def create_app(
     def _on_error(error: Exception, body: dict[str, Any]) -> None:
         handle_error(deps, error, body)
 
-    for module in (
-        commands,
-        views,
-        actions,
-        shortcuts,
-        timeline_view,
-        reminders,
-        events,
-    ):  # events last: it has the catch-all
+    # Each surface registers its listeners; events comes last, for its catch-all.
+    for module in (commands, views, actions, shortcuts, timeline_view, reminders, home, events):
         module.register(bolt)
     return Sitrep(bolt=bolt, deps=deps, engine=engine, executor=executor, scheduler=Scheduler(deps))
 
