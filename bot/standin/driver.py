@@ -6,14 +6,16 @@ import http.client
 import json
 import threading
 import time
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlencode, urlsplit
 
 from slack_sdk.signature import SignatureVerifier
 
 from .payloads import Payload, Payloads
 from .server import FakeSlack
-from .socket_mode import FakeSocketMode
+
+if TYPE_CHECKING:
+    from .socket_mode import FakeSocketMode
 
 
 class DriverResponse(NamedTuple):
