@@ -54,6 +54,12 @@ def socket_mode_handler(sitrep: Sitrep) -> SocketModeHandler:
     return SocketModeHandler(sitrep.bolt, app_token=token.get_secret_value(), web_client=sitrep.deps.client)
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bot.demo import run_demo
+
+    return run_demo()
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     import os
 
@@ -98,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the bot (Socket Mode when SLACK_APP_TOKEN is set, else HTTP)")
     run.add_argument("--port", type=int, default=None, help="HTTP port (default: PORT or 3000)")
     run.set_defaults(func=cmd_run)
+    demo = sub.add_parser("demo", help="play a scripted incident against a local stand-in for Slack (no tokens)")
+    demo.set_defaults(func=cmd_demo)
     db = sub.add_parser("db", help="database tasks")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="TASK")
     db_sub.add_parser("upgrade", help="apply migrations").set_defaults(func=cmd_db_upgrade)

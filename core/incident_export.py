@@ -3,18 +3,18 @@ the same PIR as the one the bot posts."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from sqlmodel import Session
 
 from core import store
-from core.enums import EntryKind, IncidentStatus, Role
+from core.enums import EntryKind, IncidentStatus
 from core.export import IncidentExport, parse_export
 from core.models import Incident
 
-# Timeline kinds that are not event types of the export keep their own name (the export accepts any type).
-_ROLE_TITLES = {role.value: role.title for role in Role}
+_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 
 
 def _iso(value: Any) -> str | None:
@@ -30,13 +30,17 @@ def export_incident(*, session: Session, incident: Incident, names: Mapping[str,
             return None
         return names.get(user_id, user_id)
 
+    def readable(text: str) -> str:
+        """Mentions the bot wrote (`<@U123>`) as names: the export is read by people and by other tools."""
+        return _MENTION.sub(lambda m: f"@{who(m.group(1))}", text)
+
     roles = store.roles_of(session=session, incident=incident)
     events: list[dict[str, Any]] = []
     for entry in store.entries_of(session=session, incident=incident):
         event: dict[str, Any] = {
             "timestamp": _iso(entry.occurred_at),
             "type": entry.kind.value,
-            "description": entry.text,
+            "description": readable(entry.text),
             "actor": who(entry.actor),
             "source": entry.source if entry.source in ("reaction", "pin", "shortcut", "command", "bot") else None,
             "permalink": entry.permalink,
@@ -44,7 +48,7 @@ def export_incident(*, session: Session, incident: Incident, names: Mapping[str,
         }
         if entry.kind == EntryKind.STATUS_UPDATE and "status" not in event["metadata"]:
             event["metadata"]["status"] = incident.phase.value
-        events.append({k: v for k, v in event.items() if v not in (None, {})} | {"description": entry.text})
+        events.append(event)
 
     severity_history = [
         {"at": _iso(change.changed_at), "severity": change.to_severity.value, "reason": change.reason or None,

@@ -136,12 +136,17 @@ def _summary(export: IncidentExport, analysis: TimelineAnalysis, tz: str) -> lis
     if detect:
         lines.append(f"It was detected {format_duration(detect.duration)} later ({detect.end.label}).")
     declare = analysis.metric("time to declare")
-    severity = incident.severity.label if incident.severity else None
-    if declare and severity:
+    history = incident.severity_history
+    severity = (history[0].severity.label if history else None) or (
+        incident.severity.label if incident.severity else None
+    )
+    if severity:
         by = f" by {incident.commander}" if incident.commander else ""
-        lines.append(f"It was declared {severity}{by} {format_duration(declare.duration)} after detection.")
-    elif severity:
-        lines.append(f"It was classified {severity}.")
+        when = f" {format_duration(declare.duration)} after detection" if declare else ""
+        lines.append(f"It was declared {severity}{by}{when}.")
+    for change in history[1:]:
+        reason = f" ({change.reason.rstrip('.')})" if change.reason else ""
+        lines.append(f"It was changed to {change.severity.label} at {format_when(change.at, tz)}{reason}.")
     mitigate = analysis.metric("time to mitigate")
     if mitigate:
         lines.append(f"Impact was mitigated {format_duration(mitigate.duration)} after it began.")

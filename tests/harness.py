@@ -7,9 +7,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from bot.app import Sitrep, create_app
-from bot.server import Server, WsgiApp
-from bot.settings import Settings, load_settings
+from bot.app import Sitrep
+from bot.server import Server
+from bot.settings import Settings
+from bot.standin.local import local_bot
 from core import store
 from core.clock import Clock
 from core.models import Incident
@@ -88,23 +89,11 @@ def running_bot(
     general_id = general.id if general else fake.add_channel("general", [ALICE, BOB, CAROL, DAVE], bot_member=True)
     announce = fake.channel_by_name("incidents")
     announce_id = announce.id if announce else fake.add_channel("incidents", [ALICE], bot_member=True)
-    settings = load_settings(
-        SLACK_BOT_TOKEN=fake.bot_token,
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=fake.api_url,
-        DATABASE_URL=database_url,
-        SITREP_ANNOUNCE_CHANNEL=announce_id,
-        **env,
-    )
-    sitrep = create_app(settings, clock=clock)
-    server = Server(WsgiApp(sitrep), host="127.0.0.1", port=0, threads=8).start()
-    driver = SlackDriver(f"http://127.0.0.1:{server.port}/slack/events", SIGNING_SECRET, fake)
     try:
-        yield Harness(fake, sitrep, server, driver, general_id, announce_id)
+        with local_bot(
+            fake, database_url, signing_secret=SIGNING_SECRET, clock=clock, SITREP_ANNOUNCE_CHANNEL=announce_id, **env
+        ) as bot:
+            yield Harness(fake, bot.sitrep, bot.server, bot.slack, general_id, announce_id)
     finally:
-        driver.close_connection()
-        sitrep.executor.wait_idle(10)
-        server.stop()
-        sitrep.close()
         if own_fake:
             fake.stop()

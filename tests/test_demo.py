@@ -1,0 +1,27 @@
+"""Issue 6: `sitrep demo` plays a whole incident with no workspace, no tokens and no network, ending with a PIR."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+
+from bot.demo import run_demo
+
+
+def test_the_demo_runs_without_tokens_and_ends_with_a_pir(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith(("SLACK_", "SITREP_")) or name == "DATABASE_URL":
+            monkeypatch.delenv(name)
+    out = io.StringIO()
+    assert run_demo(out) == 0
+    text = out.getvalue()
+    assert "jane: /incident declare sev2 Payment service degradation" in text
+    assert "sitrep (only to @jane): INC-1 declared as SEV2" in text
+    assert "sitrep uploaded INC-1-pir.md" in text
+    pir = text.split("The post-incident review sitrep posted (Markdown):", 1)[1]
+    assert "# Post-incident review: Payment service degradation" in pir
+    assert "ORM 3.2.0 opens 3x more connections per request than 3.1.2" in pir
+    assert "| Alert on connection pool use at 70% | alice | P1 |" in pir
+    assert "Rolled back user-api to v2.3.9" in pir and "@bob" in pir and "<@U0" not in pir
