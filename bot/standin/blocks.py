@@ -10,8 +10,20 @@ from collections.abc import Callable
 from typing import Any
 
 BLOCK_TYPES = frozenset(
-    {"section", "divider", "image", "actions", "context", "input", "file", "header", "rich_text", "video",
-     "markdown", "table"}
+    {
+        "section",
+        "divider",
+        "image",
+        "actions",
+        "context",
+        "input",
+        "file",
+        "header",
+        "rich_text",
+        "video",
+        "markdown",
+        "table",
+    }
 )
 TEXT_TYPES = frozenset({"plain_text", "mrkdwn"})
 MESSAGE_MAX_BLOCKS = 50

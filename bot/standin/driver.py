@@ -37,34 +37,62 @@ class _Driver:
         self.payloads = Payloads(fake)
         self.last_event_id: str | None = None
 
-    def _deliver(self, kind: str, payload: Payload, *, retry_num: int | None = None,
-                 retry_reason: str = "") -> DriverResponse:
+    def _deliver(
+        self, kind: str, payload: Payload, *, retry_num: int | None = None, retry_reason: str = ""
+    ) -> DriverResponse:
         raise NotImplementedError
 
     def command(self, text: str, *, user: str, channel: str, command: str = "/incident") -> DriverResponse:
         return self._deliver("command", self.payloads.command(text, user=user, channel=channel, command=command))
 
-    def event(self, event: Payload, *, event_id: str | None = None, retry_num: int | None = None,
-              retry_reason: str = "http_timeout") -> DriverResponse:
+    def event(
+        self,
+        event: Payload,
+        *,
+        event_id: str | None = None,
+        retry_num: int | None = None,
+        retry_reason: str = "http_timeout",
+    ) -> DriverResponse:
         """Deliver an event (e.g. ``fake.post_as_user(...)``); reuse ``event_id`` with ``retry_num`` for a retry."""
         payload = self.payloads.event(event, event_id=event_id)
         self.last_event_id = payload["event_id"]
         return self._deliver("event", payload, retry_num=retry_num, retry_reason=retry_reason)
 
-    def block_action(self, action_id: str, value: Any = None, *, user: str, channel: str | None = None,
-                     message: Payload | str | None = None, view: Payload | None = None) -> DriverResponse:
-        return self._deliver("interactive", self.payloads.block_action(
-            action_id, value, user=user, channel=channel, message=message, view=view))
+    def block_action(
+        self,
+        action_id: str,
+        value: Any = None,
+        *,
+        user: str,
+        channel: str | None = None,
+        message: Payload | str | None = None,
+        view: Payload | None = None,
+    ) -> DriverResponse:
+        return self._deliver(
+            "interactive",
+            self.payloads.block_action(action_id, value, user=user, channel=channel, message=message, view=view),
+        )
 
-    def view_submission(self, view: Payload, state_values: Payload, *, user: str, callback_id: str | None = None,
-                        private_metadata: str | None = None) -> DriverResponse:
-        return self._deliver("interactive", self.payloads.view_submission(
-            view, state_values, user=user, callback_id=callback_id, private_metadata=private_metadata))
+    def view_submission(
+        self,
+        view: Payload,
+        state_values: Payload,
+        *,
+        user: str,
+        callback_id: str | None = None,
+        private_metadata: str | None = None,
+    ) -> DriverResponse:
+        return self._deliver(
+            "interactive",
+            self.payloads.view_submission(
+                view, state_values, user=user, callback_id=callback_id, private_metadata=private_metadata
+            ),
+        )
 
-    def message_shortcut(self, callback_id: str, *, user: str, channel: str,
-                         message: Payload | str) -> DriverResponse:
-        return self._deliver("interactive", self.payloads.message_shortcut(
-            callback_id, user=user, channel=channel, message=message))
+    def message_shortcut(self, callback_id: str, *, user: str, channel: str, message: Payload | str) -> DriverResponse:
+        return self._deliver(
+            "interactive", self.payloads.message_shortcut(callback_id, user=user, channel=channel, message=message)
+        )
 
 
 class SlackDriver(_Driver):
@@ -82,11 +110,14 @@ class SlackDriver(_Driver):
 
     def signed_headers(self, body: str, timestamp: int | None = None) -> dict[str, str]:
         ts = str(int(time.time()) if timestamp is None else timestamp)
-        return {"X-Slack-Request-Timestamp": ts,
-                "X-Slack-Signature": self.verifier.generate_signature(timestamp=ts, body=body)}
+        return {
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": self.verifier.generate_signature(timestamp=ts, body=body),
+        }
 
-    def raw(self, body: str | bytes, headers: dict[str, str], *, method: str = "POST",
-            path: str | None = None) -> DriverResponse:
+    def raw(
+        self, body: str | bytes, headers: dict[str, str], *, method: str = "POST", path: str | None = None
+    ) -> DriverResponse:
         """Send exactly this body and these headers (for forged signatures, stale timestamps...)."""
         data = body.encode("utf-8") if isinstance(body, str) else body
         with self._lock:
@@ -114,8 +145,9 @@ class SlackDriver(_Driver):
     def url_verification(self, challenge: str) -> DriverResponse:
         return self._deliver("event", self.payloads.url_verification(challenge))
 
-    def _deliver(self, kind: str, payload: Payload, *, retry_num: int | None = None,
-                 retry_reason: str = "") -> DriverResponse:
+    def _deliver(
+        self, kind: str, payload: Payload, *, retry_num: int | None = None, retry_reason: str = ""
+    ) -> DriverResponse:
         if kind == "event":
             body, content_type = json.dumps(payload), "application/json"
         elif kind == "command":
@@ -138,10 +170,14 @@ class SocketModeDriver(_Driver):
         self.socket_mode = socket_mode
         self.ack_timeout = ack_timeout
 
-    def _deliver(self, kind: str, payload: Payload, *, retry_num: int | None = None,
-                 retry_reason: str = "") -> DriverResponse:
+    def _deliver(
+        self, kind: str, payload: Payload, *, retry_num: int | None = None, retry_reason: str = ""
+    ) -> DriverResponse:
         envelope_id = self.socket_mode.send_envelope(
-            self.ENVELOPE_TYPES[kind], payload,  # type: ignore[arg-type]
-            retry_attempt=retry_num or 0, retry_reason=retry_reason if retry_num else "")
+            self.ENVELOPE_TYPES[kind],
+            payload,  # type: ignore[arg-type]
+            retry_attempt=retry_num or 0,
+            retry_reason=retry_reason if retry_num else "",
+        )
         ack = self.socket_mode.wait_for_ack(envelope_id, self.ack_timeout)
         return DriverResponse(200, {}, json.dumps(ack["payload"]) if ack.get("payload") else "")

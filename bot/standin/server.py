@@ -54,8 +54,7 @@ def api(method: str) -> Callable[[Handler], Handler]:
 class SlackError(Exception):
     """An error answer: ``{"ok": false, "error": error, **extra}`` with an HTTP status."""
 
-    def __init__(self, error: str, *, status: int = 200, headers: dict[str, str] | None = None,
-                 **extra: Any) -> None:
+    def __init__(self, error: str, *, status: int = 200, headers: dict[str, str] | None = None, **extra: Any) -> None:
         super().__init__(error)
         self.error, self.status, self.headers, self.extra = error, status, headers or {}, extra
 
@@ -129,9 +128,18 @@ def _encode_cursor(offset: int) -> str:
 class FakeSlack:
     """A stateful fake of the Slack Web API on 127.0.0.1 (context manager, or start()/stop())."""
 
-    def __init__(self, *, bot_token: str = "xoxb-fake-bot-token", app_token: str = "xapp-fake-app-token",
-                 team_id: str = "T0FAKETEAM", team_name: str = "Fake Team", bot_user_id: str = "U0SITREPBOT",
-                 bot_id: str = "B0SITREP", app_id: str = "A0SITREP", bot_name: str = "sitrep") -> None:
+    def __init__(
+        self,
+        *,
+        bot_token: str = "xoxb-fake-bot-token",
+        app_token: str = "xapp-fake-app-token",
+        team_id: str = "T0FAKETEAM",
+        team_name: str = "Fake Team",
+        bot_user_id: str = "U0SITREPBOT",
+        bot_id: str = "B0SITREP",
+        app_id: str = "A0SITREP",
+        bot_name: str = "sitrep",
+    ) -> None:
         self.bot_token, self.app_token = bot_token, app_token
         self.team_id, self.team_name = team_id, team_name
         self.bot_user_id, self.bot_id, self.app_id, self.bot_name = bot_user_id, bot_id, app_id, bot_name
@@ -172,8 +180,7 @@ class FakeSlack:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _RequestHandler)
         self._server.daemon_threads = True
         self._server.fake = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), name="fakeslack",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), name="fakeslack", daemon=True)
         self._thread.start()
         return self
 
@@ -201,12 +208,26 @@ class FakeSlack:
 
     # ------------------------------------------------------------ test set-up
 
-    def add_user(self, user_id: str, name: str, real_name: str | None = None, email: str | None = None, *,
-                 is_bot: bool = False, tz: str = "UTC") -> Args:
+    def add_user(
+        self,
+        user_id: str,
+        name: str,
+        real_name: str | None = None,
+        email: str | None = None,
+        *,
+        is_bot: bool = False,
+        tz: str = "UTC",
+    ) -> Args:
         real_name = real_name or name
         user = {
-            "id": user_id, "team_id": self.team_id, "name": name, "real_name": real_name, "deleted": False,
-            "is_bot": is_bot, "is_admin": False, "tz": tz,
+            "id": user_id,
+            "team_id": self.team_id,
+            "name": name,
+            "real_name": real_name,
+            "deleted": False,
+            "is_bot": is_bot,
+            "is_admin": False,
+            "tz": tz,
             "profile": {"real_name": real_name, "display_name": name, "email": email, "team": self.team_id},
         }
         with self._lock:
@@ -217,8 +238,9 @@ class FakeSlack:
         with self._lock:
             self.usergroups[usergroup_id] = {"id": usergroup_id, "handle": handle, "users": list(users)}
 
-    def add_channel(self, name: str, members: Iterable[str] = (), *, is_private: bool = False,
-                    bot_member: bool = False) -> str:
+    def add_channel(
+        self, name: str, members: Iterable[str] = (), *, is_private: bool = False, bot_member: bool = False
+    ) -> str:
         """Create a channel as a person would; unknown member ids become users. Returns its id."""
         with self._lock:
             for user in members:
@@ -229,8 +251,9 @@ class FakeSlack:
             self._changed.notify_all()
             return ch.id
 
-    def fail_next(self, method: str, status: int | None = None, *, times: int = 1, retry_after: int = 1,
-                  error: str | None = None) -> None:
+    def fail_next(
+        self, method: str, status: int | None = None, *, times: int = 1, retry_after: int = 1, error: str | None = None
+    ) -> None:
         """The next ``times`` calls of ``method`` fail without touching state: HTTP 429 ``ratelimited``
         with Retry-After (default), another HTTP status (e.g. 500), or 200 ``{"ok": false, "error": error}``."""
         fault = _Fault(status or (200 if error else 429), times, retry_after, error)
@@ -245,13 +268,18 @@ class FakeSlack:
             self._triggers[trigger] = {"issued": now, "used": False, "user": user, "view_id": view_id}
             return trigger
 
-    def new_response_url(self, channel: str | None = None, user: str | None = None,
-                         message_ts: str | None = None) -> str:
+    def new_response_url(
+        self, channel: str | None = None, user: str | None = None, message_ts: str | None = None
+    ) -> str:
         """A response_url on this server; posts land in ``fake.responses[<last path segment>]``."""
         with self._lock:
             rid = f"R{next(self._ids):08d}"
-            self._response_urls[rid] = {"created": self.clock(), "channel": channel, "user": user,
-                                        "message_ts": message_ts}
+            self._response_urls[rid] = {
+                "created": self.clock(),
+                "channel": channel,
+                "user": user,
+                "message_ts": message_ts,
+            }
             self.responses[rid] = []
             return f"{self.base_url}response/{rid}"
 
@@ -267,8 +295,13 @@ class FakeSlack:
             ch = self._channel(channel)
             if user not in ch.members:
                 raise ValueError(f"{user} is not a member of {ch.name}")
-            msg = {"type": "message", "user": user, "text": text, "team": self.team_id,
-                   "client_msg_id": f"{next(self._ids):08d}-fake"}
+            msg = {
+                "type": "message",
+                "user": user,
+                "text": text,
+                "team": self.team_id,
+                "client_msg_id": f"{next(self._ids):08d}-fake",
+            }
             if thread_ts:
                 msg["thread_ts"] = thread_ts
             return self._message_event(ch, self._store(ch, msg))
@@ -287,9 +320,17 @@ class FakeSlack:
             previous = copy.deepcopy(msg)
             msg["text"] = text
             msg["edited"] = {"user": msg.get("user"), "ts": self._next_ts()}
-            return self._event(ch, {"type": "message", "subtype": "message_changed", "hidden": True,
-                                    "message": copy.deepcopy(msg), "previous_message": previous,
-                                    "ts": msg["edited"]["ts"]})
+            return self._event(
+                ch,
+                {
+                    "type": "message",
+                    "subtype": "message_changed",
+                    "hidden": True,
+                    "message": copy.deepcopy(msg),
+                    "previous_message": previous,
+                    "ts": msg["edited"]["ts"],
+                },
+            )
 
     def delete_as_user(self, channel: str, ts: str) -> Args:
         """Delete a stored message; return the ``message_deleted`` event."""
@@ -299,8 +340,17 @@ class FakeSlack:
             ch.messages.remove(msg)
             if ts in ch.pins:
                 ch.pins.remove(ts)
-            return self._event(ch, {"type": "message", "subtype": "message_deleted", "hidden": True,
-                                    "deleted_ts": ts, "previous_message": msg, "ts": self._next_ts()})
+            return self._event(
+                ch,
+                {
+                    "type": "message",
+                    "subtype": "message_deleted",
+                    "hidden": True,
+                    "deleted_ts": ts,
+                    "previous_message": msg,
+                    "ts": self._next_ts(),
+                },
+            )
 
     def react_as_user(self, channel: str, ts: str, user: str, name: str, *, remove: bool = False) -> Args:
         """Add (or remove) a reaction; return the ``reaction_added``/``reaction_removed`` event."""
@@ -308,10 +358,16 @@ class FakeSlack:
             ch = self._channel(channel)
             msg = self._find(ch, ts)
             self._react(msg, name, user, remove=remove)
-            return self._event(None, {
-                "type": "reaction_removed" if remove else "reaction_added", "user": user, "reaction": name,
-                "item_user": msg.get("user"), "item": {"type": "message", "channel": ch.id, "ts": ts},
-            })
+            return self._event(
+                None,
+                {
+                    "type": "reaction_removed" if remove else "reaction_added",
+                    "user": user,
+                    "reaction": name,
+                    "item_user": msg.get("user"),
+                    "item": {"type": "message", "channel": ch.id, "ts": ts},
+                },
+            )
 
     def pin_as_user(self, channel: str, ts: str, user: str, *, remove: bool = False) -> Args:
         """Pin (or unpin) a message; return the ``pin_added``/``pin_removed`` event."""
@@ -319,11 +375,25 @@ class FakeSlack:
             ch = self._channel(channel)
             msg = self._find(ch, ts)
             self._pin(ch, msg, remove=remove)
-            item = {"type": "message", "channel": ch.id, "created": int(self.clock()), "created_by": user,
-                    "message": copy.deepcopy(msg)}
-            return self._event(None, {"type": "pin_removed" if remove else "pin_added", "user": user,
-                                      "channel_id": ch.id, "item": item, "item_user": msg.get("user"),
-                                      "pin_count": len(ch.pins), "has_pins": bool(ch.pins)})
+            item = {
+                "type": "message",
+                "channel": ch.id,
+                "created": int(self.clock()),
+                "created_by": user,
+                "message": copy.deepcopy(msg),
+            }
+            return self._event(
+                None,
+                {
+                    "type": "pin_removed" if remove else "pin_added",
+                    "user": user,
+                    "channel_id": ch.id,
+                    "item": item,
+                    "item_user": msg.get("user"),
+                    "pin_count": len(ch.pins),
+                    "has_pins": bool(ch.pins),
+                },
+            )
 
     def join_as_user(self, channel: str, user: str) -> Args:
         """Add a person to a channel; return the ``member_joined_channel`` event."""
@@ -331,8 +401,16 @@ class FakeSlack:
             ch = self._channel(channel)
             if user not in ch.members:
                 ch.members.append(user)
-            return self._event(None, {"type": "member_joined_channel", "user": user, "channel": ch.id,
-                                      "channel_type": "G" if ch.is_private else "C", "team": self.team_id})
+            return self._event(
+                None,
+                {
+                    "type": "member_joined_channel",
+                    "user": user,
+                    "channel": ch.id,
+                    "channel_type": "G" if ch.is_private else "C",
+                    "team": self.team_id,
+                },
+            )
 
     # ------------------------------------------------------------ inspection
 
@@ -358,8 +436,13 @@ class FakeSlack:
         """Private replies: chat.postEphemeral and ephemeral response_url posts (``via`` tells which)."""
         with self._lock:
             cid = self._channel(channel).id if channel else None
-            return copy.deepcopy([e for e in self.ephemeral_log
-                                  if (user is None or e["user"] == user) and (cid is None or e["channel"] == cid)])
+            return copy.deepcopy(
+                [
+                    e
+                    for e in self.ephemeral_log
+                    if (user is None or e["user"] == user) and (cid is None or e["channel"] == cid)
+                ]
+            )
 
     def dms(self, user: str) -> list[Args]:
         """Messages in the direct-message channel between the bot and ``user``."""
@@ -406,8 +489,7 @@ class FakeSlack:
         return f"{us // 1_000_000}.{us % 1_000_000:06d}"
 
     def _new_channel(self, name: str, *, is_private: bool = False, creator: str = "") -> Channel:
-        ch = Channel(id=self._new_id("C"), name=name, is_private=is_private, created=int(self.clock()),
-                     creator=creator)
+        ch = Channel(id=self._new_id("C"), name=name, is_private=is_private, created=int(self.clock()), creator=creator)
         self.channels[ch.id] = ch
         return ch
 
@@ -423,8 +505,14 @@ class FakeSlack:
     def _im(self, user: str) -> Channel:
         im = next((c for c in self.channels.values() if c.is_im and c.im_user == user), None)
         if im is None:
-            im = Channel(id=self._new_id("D"), name=user, is_im=True, members=[self.bot_user_id, user],
-                         created=int(self.clock()), im_user=user)
+            im = Channel(
+                id=self._new_id("D"),
+                name=user,
+                is_im=True,
+                members=[self.bot_user_id, user],
+                created=int(self.clock()),
+                im_user=user,
+            )
             self.channels[im.id] = im
         return im
 
@@ -526,8 +614,9 @@ class FakeSlack:
 
     # --------------------------------------------------------- argument helpers
 
-    def _conv(self, a: Args, key: str = "channel", *, member: bool = False, writable: bool = False,
-              dm: bool = False) -> Channel:
+    def _conv(
+        self, a: Args, key: str = "channel", *, member: bool = False, writable: bool = False, dm: bool = False
+    ) -> Channel:
         """Resolve a channel argument (id, name or, with ``dm``, a user id) as the bot sees it."""
         ref = _str(a, key)
         ch = self.channels.get(ref) or self._by_name(ref.removeprefix("#"))
@@ -546,11 +635,22 @@ class FakeSlack:
             return {"id": ch.id, "is_im": True, "user": ch.im_user, "created": ch.created, "is_open": True}
         text_meta = {"creator": self.bot_user_id, "last_set": ch.created}
         return {
-            "id": ch.id, "name": ch.name, "name_normalized": ch.name, "is_channel": not ch.is_private,
-            "is_group": False, "is_im": False, "is_mpim": False, "is_private": ch.is_private,
-            "is_archived": ch.archived, "is_general": False, "created": ch.created, "creator": ch.creator,
-            "is_member": self.bot_user_id in ch.members, "num_members": len(ch.members),
-            "topic": {"value": ch.topic, **text_meta}, "purpose": {"value": ch.purpose, **text_meta},
+            "id": ch.id,
+            "name": ch.name,
+            "name_normalized": ch.name,
+            "is_channel": not ch.is_private,
+            "is_group": False,
+            "is_im": False,
+            "is_mpim": False,
+            "is_private": ch.is_private,
+            "is_archived": ch.archived,
+            "is_general": False,
+            "created": ch.created,
+            "creator": ch.creator,
+            "is_member": self.bot_user_id in ch.members,
+            "num_members": len(ch.members),
+            "topic": {"value": ch.topic, **text_meta},
+            "purpose": {"value": ch.purpose, **text_meta},
         }
 
     def _check_name(self, name: str, ch: Channel | None = None) -> None:
@@ -575,20 +675,29 @@ class FakeSlack:
             try:
                 validate_blocks(blocks)
             except BlockError as e:
-                raise SlackError("invalid_blocks", errors=[str(e)],
-                                 response_metadata={"messages": [str(e)]}) from None
+                raise SlackError("invalid_blocks", errors=[str(e)], response_metadata={"messages": [str(e)]}) from None
         if not text and not blocks and not attachments:
             raise SlackError("no_text")
         if len(text) > MAX_TEXT:
             text = text[:MAX_TEXT]
             warnings = {"warning": "message_truncated", "response_metadata": {"warnings": ["message_truncated"]}}
-        content = {"text": text, "blocks": blocks, "attachments": attachments,
-                   "metadata": _json(a, "metadata", "invalid_metadata_format")}
+        content = {
+            "text": text,
+            "blocks": blocks,
+            "attachments": attachments,
+            "metadata": _json(a, "metadata", "invalid_metadata_format"),
+        }
         return {k: v for k, v in content.items() if v is not None}, warnings
 
     def _bot_message(self, content: Args) -> Args:
-        return {"type": "message", "user": self.bot_user_id, "bot_id": self.bot_id, "app_id": self.app_id,
-                "team": self.team_id, **content}
+        return {
+            "type": "message",
+            "user": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "app_id": self.app_id,
+            "team": self.team_id,
+            **content,
+        }
 
     def _rate_limit(self, key: str) -> None:
         if not self.enforce_rate_limits:
@@ -613,16 +722,21 @@ class FakeSlack:
             raise SlackError("invalid_limit") from None
         end = start + limit
         more = end < len(items)
-        return items[start:end], {"has_more": more,
-                                  "response_metadata": {"next_cursor": _encode_cursor(end) if more else ""}}
+        return items[start:end], {
+            "has_more": more,
+            "response_metadata": {"next_cursor": _encode_cursor(end) if more else ""},
+        }
 
     def _window(self, msgs: list[Args], a: Args) -> list[Args]:
         """Messages between ``oldest`` and ``latest`` (exclusive unless ``inclusive``)."""
         oldest = _ts(_str(a, "oldest") or "0", "invalid_ts_oldest")
         latest = _ts(_str(a, "latest") or "9999999999", "invalid_ts_latest")
         inclusive = _flag(a, "inclusive")
-        return [m for m in msgs if (oldest <= Decimal(m["ts"]) <= latest) and
-                (inclusive or Decimal(m["ts"]) not in (oldest, latest))]
+        return [
+            m
+            for m in msgs
+            if (oldest <= Decimal(m["ts"]) <= latest) and (inclusive or Decimal(m["ts"]) not in (oldest, latest))
+        ]
 
     def _trigger(self, a: Args) -> Args:
         trigger = self._triggers.get(_str(a, "trigger_id") or _str(a, "interactivity_pointer"))
@@ -641,23 +755,35 @@ class FakeSlack:
         except BlockError as e:
             raise SlackError("invalid_arguments", response_metadata={"messages": [str(e)]}) from None
         external_id = view.get("external_id")
-        if external_id and any(v.get("external_id") == external_id and v["id"] != a.get("view_id")
-                               for v in [*self.views.values(), *self.home_views.values()]):
+        if external_id and any(
+            v.get("external_id") == external_id and v["id"] != a.get("view_id")
+            for v in [*self.views.values(), *self.home_views.values()]
+        ):
             raise SlackError("duplicate_external_id")
         return view
 
     def _save_view(self, view: Args, *, view_id: str | None = None, previous: Args | None = None) -> Args:
         vid = view_id or self._new_id("V")
         stored = {
-            "id": vid, "team_id": self.team_id, "type": view["type"], "title": view.get("title"),
-            "submit": view.get("submit"), "close": view.get("close"), "blocks": view.get("blocks", []),
-            "private_metadata": view.get("private_metadata", ""), "callback_id": view.get("callback_id", ""),
-            "external_id": view.get("external_id", ""), "state": {"values": {}},
-            "hash": f"{int(self.clock())}.{self._new_id('h')}", "clear_on_close": view.get("clear_on_close", False),
+            "id": vid,
+            "team_id": self.team_id,
+            "type": view["type"],
+            "title": view.get("title"),
+            "submit": view.get("submit"),
+            "close": view.get("close"),
+            "blocks": view.get("blocks", []),
+            "private_metadata": view.get("private_metadata", ""),
+            "callback_id": view.get("callback_id", ""),
+            "external_id": view.get("external_id", ""),
+            "state": {"values": {}},
+            "hash": f"{int(self.clock())}.{self._new_id('h')}",
+            "clear_on_close": view.get("clear_on_close", False),
             "notify_on_close": view.get("notify_on_close", False),
             "previous_view_id": previous["id"] if previous else None,
             "root_view_id": previous["root_view_id"] if previous else vid,
-            "app_id": self.app_id, "app_installed_team_id": self.team_id, "bot_id": self.bot_id,
+            "app_id": self.app_id,
+            "app_installed_team_id": self.team_id,
+            "bot_id": self.bot_id,
             "_seq": next(self._ids),
         }
         return {k: v for k, v in stored.items() if v is not None or k == "previous_view_id"}
@@ -701,8 +827,15 @@ class FakeSlack:
         elif body.get("response_type") == "in_channel" and ch is not None:
             self._store(ch, self._bot_message(content))
         else:
-            self.ephemeral_log.append({"channel": meta["channel"], "user": meta["user"], "via": "response_url",
-                                       "message_ts": self._next_ts(), **content})
+            self.ephemeral_log.append(
+                {
+                    "channel": meta["channel"],
+                    "user": meta["user"],
+                    "via": "response_url",
+                    "message_ts": self._next_ts(),
+                    **content,
+                }
+            )
 
 
 # =================================================================== Web API methods
@@ -710,9 +843,15 @@ class FakeSlack:
 
 @api("auth.test")
 def _auth_test(fake: FakeSlack, a: Args) -> Args:
-    return {"url": f"{PERMALINK_BASE}/", "team": fake.team_name, "user": fake.bot_name,
-            "team_id": fake.team_id, "user_id": fake.bot_user_id, "bot_id": fake.bot_id,
-            "is_enterprise_install": False}
+    return {
+        "url": f"{PERMALINK_BASE}/",
+        "team": fake.team_name,
+        "user": fake.bot_name,
+        "team_id": fake.team_id,
+        "user_id": fake.bot_user_id,
+        "bot_id": fake.bot_id,
+        "is_enterprise_install": False,
+    }
 
 
 @api("apps.connections.open")
@@ -766,8 +905,11 @@ def _conversations_join(fake: FakeSlack, a: Args) -> Args:
     if ch.is_private or ch.is_im:
         raise SlackError("method_not_supported_for_channel_type")
     if fake.bot_user_id in ch.members:
-        return {"channel": fake._conversation(ch), "warning": "already_in_channel",
-                "response_metadata": {"warnings": ["already_in_channel"]}}
+        return {
+            "channel": fake._conversation(ch),
+            "warning": "already_in_channel",
+            "response_metadata": {"warnings": ["already_in_channel"]},
+        }
     ch.members.append(fake.bot_user_id)
     return {"channel": fake._conversation(ch)}
 
@@ -868,8 +1010,7 @@ def _chat_update(fake: FakeSlack, a: Args) -> Args:
         raise SlackError("cant_update_message")
     content, warnings = fake._content({**{k: msg.get(k) for k in ("text", "blocks", "attachments")}, **a})
     msg.update(content, edited={"user": fake.bot_user_id, "ts": fake._next_ts()})
-    return {"channel": ch.id, "ts": msg["ts"], "text": msg.get("text", ""), "message": copy.deepcopy(msg),
-            **warnings}
+    return {"channel": ch.id, "ts": msg["ts"], "text": msg.get("text", ""), "message": copy.deepcopy(msg), **warnings}
 
 
 @api("chat.postEphemeral")
@@ -992,16 +1133,16 @@ def _views_update(fake: FakeSlack, a: Args) -> Args:
     vid, external_id = _str(a, "view_id"), _str(a, "external_id")
     if not vid and not external_id:
         raise SlackError("missing_argument")
-    old = fake.views.get(vid) or next((v for v in fake.views.values() if external_id and
-                                       v.get("external_id") == external_id), None)
+    old = fake.views.get(vid) or next(
+        (v for v in fake.views.values() if external_id and v.get("external_id") == external_id), None
+    )
     if old is None:
         raise SlackError("not_found")
     if a.get("hash") and a["hash"] != old["hash"]:
         raise SlackError("hash_conflict")
     view = fake._view_arg({**a, "view_id": old["id"]}, "modal")
     stored = fake._save_view(view, view_id=old["id"])
-    stored.update(previous_view_id=old["previous_view_id"], root_view_id=old["root_view_id"],
-                  _user=old.get("_user"))
+    stored.update(previous_view_id=old["previous_view_id"], root_view_id=old["root_view_id"], _user=old.get("_user"))
     fake.views[old["id"]] = stored
     return {"view": fake._public_view(stored)}
 
@@ -1025,8 +1166,13 @@ def _files_get_upload_url(fake: FakeSlack, a: Args) -> Args:
     except ValueError:
         raise SlackError("invalid_arguments") from None
     file_id = fake._new_id("F")
-    fake._uploads[file_id] = {"filename": _str(a, "filename"), "length": length, "content": None,
-                              "alt_txt": a.get("alt_txt"), "snippet_type": a.get("snippet_type")}
+    fake._uploads[file_id] = {
+        "filename": _str(a, "filename"),
+        "length": length,
+        "content": None,
+        "alt_txt": a.get("alt_txt"),
+        "snippet_type": a.get("snippet_type"),
+    }
     return {"upload_url": f"{fake.base_url}upload/{file_id}", "file_id": file_id}
 
 
@@ -1045,10 +1191,16 @@ def _files_complete_upload(fake: FakeSlack, a: Args) -> Args:
         assert upload is not None
         fid = str(entry["id"])
         record = {
-            "id": fid, "name": upload["filename"], "title": entry.get("title") or upload["filename"],
-            "size": len(upload["content"]), "filetype": upload["snippet_type"] or "text",
-            "user": fake.bot_user_id, "created": int(fake.clock()), "channels": [c.id for c in channels],
-            "initial_comment": a.get("initial_comment"), "thread_ts": a.get("thread_ts"),
+            "id": fid,
+            "name": upload["filename"],
+            "title": entry.get("title") or upload["filename"],
+            "size": len(upload["content"]),
+            "filetype": upload["snippet_type"] or "text",
+            "user": fake.bot_user_id,
+            "created": int(fake.clock()),
+            "channels": [c.id for c in channels],
+            "initial_comment": a.get("initial_comment"),
+            "thread_ts": a.get("thread_ts"),
             "permalink": f"{PERMALINK_BASE}/files/{fake.bot_user_id}/{fid}/{upload['filename']}",
             "content": upload["content"],
         }
@@ -1108,8 +1260,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
         else:
             self._send(404, json.dumps({"ok": False, "error": "not_found"}))
 
-    def _send(self, status: int, body: str, headers: dict[str, str] | None = None,
-              content_type: str = "application/json; charset=utf-8") -> None:
+    def _send(
+        self,
+        status: int,
+        body: str,
+        headers: dict[str, str] | None = None,
+        content_type: str = "application/json; charset=utf-8",
+    ) -> None:
         data = body.encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", content_type)

@@ -75,9 +75,16 @@ class FakeSocketMode:
             self._connections.append(conn)
             self._cond.notify_all()
         try:
-            conn.send(json.dumps({"type": "hello", "num_connections": len(self._connections),
-                                  "debug_info": {"host": "fakeslack"},
-                                  "connection_info": {"app_id": self.fake.app_id if self.fake else "A0FAKE"}}))
+            conn.send(
+                json.dumps(
+                    {
+                        "type": "hello",
+                        "num_connections": len(self._connections),
+                        "debug_info": {"host": "fakeslack"},
+                        "connection_info": {"app_id": self.fake.app_id if self.fake else "A0FAKE"},
+                    }
+                )
+            )
             for raw in conn:
                 message = json.loads(raw)
                 with self._cond:
@@ -104,13 +111,24 @@ class FakeSocketMode:
     def wait_for_connection(self, timeout: float = 5.0) -> None:
         self._wait(lambda: self._connections, timeout, "Socket Mode connection")
 
-    def send_envelope(self, payload_type: PayloadType, payload: dict[str, Any], *, retry_attempt: int = 0,
-                      retry_reason: str = "", timeout: float = 5.0) -> str:
+    def send_envelope(
+        self,
+        payload_type: PayloadType,
+        payload: dict[str, Any],
+        *,
+        retry_attempt: int = 0,
+        retry_reason: str = "",
+        timeout: float = 5.0,
+    ) -> str:
         """Send an envelope to the app (waiting for a connection first); return its envelope_id."""
         self.wait_for_connection(timeout)
         envelope_id = str(uuid.uuid4())
-        envelope: dict[str, Any] = {"envelope_id": envelope_id, "type": payload_type, "payload": payload,
-                                    "accepts_response_payload": payload_type != "events_api"}
+        envelope: dict[str, Any] = {
+            "envelope_id": envelope_id,
+            "type": payload_type,
+            "payload": payload,
+            "accepts_response_payload": payload_type != "events_api",
+        }
         if payload_type == "events_api":
             envelope.update(retry_attempt=retry_attempt, retry_reason=retry_reason)
         with self._cond:
