@@ -36,10 +36,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     sitrep = create_app(settings)
     sitrep.executor.submit(resume_declarations, sitrep.deps)
     sitrep.scheduler.start()
+    port = args.port or settings.port
     if settings.socket_mode:
+        # Slack's requests come over the socket; the port serves only /healthz and /metrics.
+        Server(WsgiApp(sitrep, slack_events=False), port=port, threads=2).start()
+        logging.getLogger("sitrep").info("Socket Mode; health and metrics on port %s", port)
         socket_mode_handler(sitrep).start()
         return 0
-    port = args.port or settings.port
     logging.getLogger("sitrep").info("listening on port %s", port)
     Server(WsgiApp(sitrep), port=port).serve_forever()
     return 0

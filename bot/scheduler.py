@@ -49,11 +49,13 @@ class Scheduler:
         settings = self.deps.settings
         hour, minute = (int(part) for part in settings.digest_time.split(":"))
         aps = BackgroundScheduler(timezone=UTC)
-        aps.add_job(self._safe(self.tick), IntervalTrigger(seconds=settings.tick.total_seconds()), id="tick",
-                    max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))  # fmt: skip
+        every = IntervalTrigger(seconds=settings.tick.total_seconds())
+        aps.add_job(self._safe(self.tick), every, id="tick", name="tick", max_instances=1, coalesce=True,
+                    next_run_time=datetime.now(UTC))  # fmt: skip
         daily = CronTrigger(hour=hour, minute=minute, timezone=settings.zone)
-        aps.add_job(self._safe(self.digest), daily, id="digest", max_instances=1, coalesce=True)
-        aps.add_job(self._safe(self.remind_action_items), daily, id="items", max_instances=1, coalesce=True)
+        aps.add_job(self._safe(self.digest), daily, id="digest", name="digest", max_instances=1, coalesce=True)
+        aps.add_job(self._safe(self.remind_action_items), daily, id="items", name="action items due",
+                    max_instances=1, coalesce=True)  # fmt: skip
         aps.start()
         self._aps = aps
 

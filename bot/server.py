@@ -24,8 +24,10 @@ StartResponse = Callable[..., Any]
 
 
 class WsgiApp:
-    def __init__(self, sitrep: Sitrep) -> None:
+    def __init__(self, sitrep: Sitrep, *, slack_events: bool = True) -> None:
+        """`slack_events=False` serves only /healthz and /metrics (Socket Mode: Slack is not verified here)."""
         self.sitrep = sitrep
+        self.slack_events = slack_events
         self.slack = SlackRequestHandler(sitrep.bolt, path="/slack/events")
         self.metrics: Metrics = sitrep.deps.metrics
         self._healthy_until = 0.0
@@ -52,6 +54,9 @@ class WsgiApp:
         if path == "/metrics" and method == "GET":
             start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
             return [generate_latest(self.metrics.registry)]
+        if not self.slack_events:
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"not found: this process takes Slack's requests over Socket Mode\n"]
         if path == "/slack/events" and method == "POST":
             return self.slack_request(environ, start_response)
         return self.slack(environ, start_response)
