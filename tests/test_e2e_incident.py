@@ -100,6 +100,9 @@ def test_a_whole_incident_ends_with_a_pir_holding_everything(bot: Harness, tmp_p
     assert "### Resolution" in markdown and "### Triage" in markdown
     assert "| Alert on pool use at 70% | carol | P1 | 2030-02-01 | open |" in markdown
     assert "ORM 3.2.0 opens 3x more connections than 3.1.2; pool of 20" in markdown
+    summary_text = json.dumps(summary["blocks"])
+    for python_repr in ("['", "{'", "None", "datetime."):
+        assert python_repr not in markdown and python_repr not in summary_text
 
     # The export round-trips: `sitrep pir` on it gives the PIR that was posted.
     out = tmp_path / "inc-1.json"

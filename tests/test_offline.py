@@ -96,6 +96,18 @@ def test_pir_of_the_flat_shape_uses_its_lessons_and_actions_and_invents_no_whys(
     assert "| Tom Wilson | " not in text and "| Database Team Lead | Tom Wilson |" in text
 
 
+@pytest.mark.parametrize("fixture", [FULL, FLAT], ids=["full", "flat"])
+def test_an_export_round_trips(fixture: Path, tmp_path: Path) -> None:
+    from core.export import dump_export
+
+    first = load_export(fixture)
+    path = tmp_path / "again.json"
+    path.write_text(dump_export(first))
+    again = load_export(path)
+    assert again == first
+    assert render_markdown(build_pir(again)) == render_markdown(build_pir(first))
+
+
 def test_a_missing_root_cause_is_left_to_the_commander() -> None:
     data = json.loads(FULL.read_text())
     del data["resolution"]["root_cause"]
