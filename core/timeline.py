@@ -212,22 +212,20 @@ def impact_start(export: IncidentExport) -> Moment | None:
     return declaration(export)
 
 
-def declaration(export: IncidentExport) -> Moment | None:
-    event = _first(export.events, "declaration")
+def _event_or_field(export: IncidentExport, kind: str, field: datetime | None) -> Moment | None:
+    """The first event of `kind`, else the incident's own timestamp for it, else nothing."""
+    event = _first(export.events, kind)
     if event:
         return Moment(event.timestamp, label(event))
-    if export.incident.declared_at:
-        return Moment(export.incident.declared_at, "declaration")
-    return None
+    return Moment(field, kind) if field else None
+
+
+def declaration(export: IncidentExport) -> Moment | None:
+    return _event_or_field(export, "declaration", export.incident.declared_at)
 
 
 def resolution(export: IncidentExport) -> Moment | None:
-    event = _first(export.events, "resolution")
-    if event:
-        return Moment(event.timestamp, label(event))
-    if export.incident.resolved_at:
-        return Moment(export.incident.resolved_at, "resolution")
-    return None
+    return _event_or_field(export, "resolution", export.incident.resolved_at)
 
 
 def _metric(name: str, start: Moment | None, end: Moment | None) -> Metric | None:

@@ -169,18 +169,31 @@ def suggestion_text(severity: Severity, reasons: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _incident_modal(
+    incident: Incident, *, callback_id: str, title: str, submit: str, blocks: list[Any]
+) -> dict[str, Any]:
+    """A modal about one incident: its id travels in private_metadata to the submission."""
+    return View(
+        type="modal",
+        callback_id=callback_id,
+        title=title,
+        submit=submit,
+        close="Cancel",
+        private_metadata=json.dumps({"incident_id": incident.id}),
+        blocks=blocks,
+    ).to_dict()
+
+
 def update_view(incident: Incident) -> dict[str, Any]:
     phases = {p.value: p.value.capitalize() for p in Phase if p != Phase.RESOLVED}
     current = (
         next(o for o in _options(phases) if o.value == incident.phase.value) if incident.phase.value in phases else None
     )
-    return View(
-        type="modal",
+    return _incident_modal(
+        incident,
         callback_id=UPDATE,
         title="Post a status update",
         submit="Post",
-        close="Cancel",
-        private_metadata=json.dumps({"incident_id": incident.id}),
         blocks=[
             InputBlock(
                 block_id="phase",
@@ -193,17 +206,15 @@ def update_view(incident: Incident) -> dict[str, Any]:
                 element=PlainTextInputElement(action_id="text", multiline=True, max_length=2900),
             ),
         ],
-    ).to_dict()
+    )
 
 
 def severity_view(incident: Incident) -> dict[str, Any]:
-    return View(
-        type="modal",
+    return _incident_modal(
+        incident,
         callback_id=SEVERITY,
         title="Change severity",
         submit="Change",
-        close="Cancel",
-        private_metadata=json.dumps({"incident_id": incident.id}),
         blocks=[
             _severity_select(incident.severity, optional=False),
             InputBlock(
@@ -213,7 +224,7 @@ def severity_view(incident: Incident) -> dict[str, Any]:
                 element=PlainTextInputElement(action_id="reason", max_length=500),
             ),
         ],
-    ).to_dict()
+    )
 
 
 def metadata(view: dict[str, Any]) -> dict[str, Any]:
@@ -243,13 +254,11 @@ def _text_input(block_id: str, label: str, *, multiline: bool = False, optional:
 
 
 def resolve_view(incident: Incident) -> dict[str, Any]:
-    return View(
-        type="modal",
+    return _incident_modal(
+        incident,
         callback_id=RESOLVE,
         title="Resolve incident",
         submit="Resolve",
-        close="Cancel",
-        private_metadata=json.dumps({"incident_id": incident.id}),
         blocks=[
             _text_input("root_cause", "Root cause", multiline=True, initial=incident.root_cause,
                         hint="Leave empty if not known yet: the review will say it is to be completed."),
@@ -259,7 +268,7 @@ def resolve_view(incident: Incident) -> dict[str, Any]:
             _text_input("whys", "Five whys (optional)", multiline=True,
                         hint="One per line, as: Why did X happen? Because Y."),
         ],
-    ).to_dict()  # fmt: skip
+    )  # fmt: skip
 
 
 def lines(text: str | None) -> list[str]:
