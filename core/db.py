@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from functools import lru_cache
 from importlib import resources
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -104,9 +105,23 @@ def dialect_insert(session: Session, table: sa.Table) -> Any:
     return sqlite_insert(table)
 
 
-def insert_ignoring_conflicts(session: Session, table: sa.Table, keys: list[str]) -> Any:
-    """`INSERT ... ON CONFLICT (keys) DO NOTHING`: a second insert of the same keys changes nothing."""
-    return dialect_insert(session, table).on_conflict_do_nothing(index_elements=keys)
+@lru_cache(maxsize=64)
+def insert_or_ignore(
+    table: sa.Table, keys: tuple[str, ...], columns: tuple[str, ...], returning: str | None = None
+) -> sa.TextClause | sa.TextualSelect:
+    """`INSERT ... ON CONFLICT (keys) DO NOTHING [RETURNING col]` as one cached statement, for hot paths.
+
+    The same text runs on SQLite (3.35+) and PostgreSQL. Unlike the dialects' `insert().on_conflict_do_nothing()`,
+    which SQLAlchemy compiles anew on every execution (no cache key), a text statement is compiled once; its
+    parameters keep their column types, so values are converted exactly as the ORM converts them."""
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)}) "
+        f"ON CONFLICT ({', '.join(keys)}) DO NOTHING"
+    )
+    if returning:
+        sql += f" RETURNING {returning}"
+    statement = sa.text(sql).bindparams(*(sa.bindparam(c, type_=table.c[c].type) for c in columns))
+    return statement.columns(table.c[returning]) if returning else statement
 
 
 def _alembic_config(engine: Engine) -> Config:

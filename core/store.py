@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from core.db import dialect_insert, insert_ignoring_conflicts
+from core.db import dialect_insert, insert_or_ignore
 from core.enums import EntryKind, IncidentStatus, Phase, Priority, Role, Severity
 from core.errors import InvalidInput, InvalidState, NotAnIncidentChannel, NotFound
 from core.models import (
@@ -115,8 +115,8 @@ def claim_event(*, session: Session, event_id: str, now: datetime) -> bool:
 
     Call inside the transaction that stores the event's effect: a rollback forgets the claim too."""
     table = ProcessedEvent.__table__  # type: ignore[attr-defined]
-    insert = insert_ignoring_conflicts(session, table, ["event_id"]).values(event_id=event_id, received_at=now)
-    return session.execute(insert.returning(table.c.event_id)).scalar() is not None
+    insert = insert_or_ignore(table, ("event_id",), ("event_id", "received_at"), "event_id")
+    return session.execute(insert, {"event_id": event_id, "received_at": now}).scalar() is not None
 
 
 def event_seen(*, session: Session, event_id: str) -> bool:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from sqlmodel import Session, col, delete, select
 
-from core.db import insert_ignoring_conflicts
+from core.db import insert_or_ignore
 from core.enums import EntryKind
 from core.errors import InvalidInput, NotFound
 from core.models import TimelineEntry, TimelineTag
@@ -71,21 +71,21 @@ def tag_message(
     """Add `tag` to the entry of this message, creating the entry on the first tag. Returns (entry id, created).
 
     Two statements that cannot conflict (INSERT ... ON CONFLICT DO NOTHING), so concurrent tags of one message
-    meet at the unique keys instead of failing."""
+    meet at the unique keys instead of failing; both are compiled once (see `insert_or_ignore`)."""
     entries = TimelineEntry.__table__  # type: ignore[attr-defined]
-    new_id = session.execute(
-        insert_ignoring_conflicts(session, entries, ["incident_id", "message_channel", "message_ts"])
-        .values(
-            incident_id=incident_id, occurred_at=ts_to_datetime(ts), recorded_at=now, kind=infer_kind(text),
-            actor=author, text=text, source=source, permalink=permalink, message_channel=channel,
-            message_ts=ts, kind_locked=False, details={},
-        )
-        .returning(entries.c.id)
-    ).scalar()  # fmt: skip
+    values = {
+        "incident_id": incident_id, "occurred_at": ts_to_datetime(ts), "recorded_at": now, "kind": infer_kind(text),
+        "actor": author, "text": text, "source": source, "permalink": permalink, "message_channel": channel,
+        "message_ts": ts, "kind_locked": False, "details": {},
+    }  # fmt: skip
+    insert = insert_or_ignore(entries, ("incident_id", "message_channel", "message_ts"), tuple(values), "id")
+    new_id = session.execute(insert, values).scalar()
     entry_id = new_id if new_id is not None else _entry_id(session, incident_id, channel, ts)
     assert entry_id is not None
     tags = TimelineTag.__table__  # type: ignore[attr-defined]
-    session.execute(insert_ignoring_conflicts(session, tags, ["entry_id", "tag"]).values(entry_id=entry_id, tag=tag))
+    session.execute(
+        insert_or_ignore(tags, ("entry_id", "tag"), ("entry_id", "tag")), {"entry_id": entry_id, "tag": tag}
+    )
     return entry_id, new_id is not None
 
 
