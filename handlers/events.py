@@ -58,7 +58,11 @@ def fetch_message(deps: Deps, channel: str, ts: str) -> dict[str, Any] | None:
         if message.get("ts") == ts:
             return dict(message)
     try:
-        replies = deps.client.conversations_replies(channel=channel, ts=ts, latest=ts, inclusive=True, limit=1)
+        # For the ts of a reply Slack returns its thread, parent first: the window [ts, ts] keeps the reply, and
+        # limit=2 leaves room for the parent where Slack adds it anyway.
+        replies = deps.client.conversations_replies(
+            channel=channel, ts=ts, oldest=ts, latest=ts, inclusive=True, limit=2
+        )
     except SlackApiError as exc:
         if exc.response.get("error") in ("thread_not_found", "message_not_found"):
             return None
@@ -100,10 +104,11 @@ def tag(deps: Deps, body: dict[str, Any], *, channel: str, ts: str, tag_name: st
 def on_reaction(deps: Deps, body: dict[str, Any]) -> None:
     event = body["event"]
     item = event.get("item") or {}
-    if event.get("reaction") not in deps.settings.timeline_emoji or item.get("type") != "message":
+    reaction = str(event.get("reaction") or "").split("::")[0]  # `+1::skin-tone-2` is `+1`
+    if reaction not in deps.settings.timeline_emoji or item.get("type") != "message":
         return
     channel, ts = item.get("channel"), item.get("ts")
-    tag_name = f"reaction:{event.get('user')}:{event.get('reaction')}"
+    tag_name = f"reaction:{event.get('user')}:{reaction}"
     if event["type"] == "reaction_added":
         tag(deps, body, channel=channel, ts=ts, tag_name=tag_name, source="reaction")
     else:

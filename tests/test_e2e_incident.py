@@ -157,6 +157,10 @@ def test_removing_the_reaction_removes_the_entry_and_editing_updates_it(bot: Har
     _event(bot, bot.fake.react_as_user(channel, thread_reply["ts"], BOB, "pushpin"))
     assert sorted(_tagged(bot)) == [("Looking into the logs", "investigation", "reaction"),
                                     ("restarted the workers", "mitigation", "reaction")]  # fmt: skip
+    # Slack answers the ts of a reply with its whole thread, parent first: only the window [ts, ts] finds it.
+    [replies] = bot.fake.calls_to("conversations.replies")
+    assert replies.args["oldest"] == replies.args["latest"] == thread_reply["ts"]
+    assert int(replies.args["limit"]) >= 2
     _event(bot, bot.fake.edit_as_user(channel, message["ts"], "Rolled back the deploy"))
     assert ("Rolled back the deploy", "mitigation", "reaction") in _tagged(bot)
     _event(bot, bot.fake.react_as_user(channel, message["ts"], BOB, "pushpin", remove=True))
@@ -254,3 +258,22 @@ def test_resolve_modal_reopen_and_pir_again(bot: Harness) -> None:
     bot.command("pir", channel=channel)
     assert len([m for m in bot.fake.messages(channel) if "Post-incident review" in m["text"]]) == 2
     assert re.search(r"INC-1-pir\.md", json.dumps(bot.fake.messages(channel)))
+
+
+def test_a_skin_toned_timeline_reaction_tags_and_its_removal_untags(bot: Harness) -> None:
+    channel = _declare(bot)
+    message = bot.fake.post_as_user(channel, BOB, "Paged the DB on-call")
+    _event(bot, bot.fake.react_as_user(channel, message["ts"], BOB, "pushpin::skin-tone-3"))
+    assert _tagged(bot) == [("Paged the DB on-call", "escalation", "reaction")]
+    _event(bot, bot.fake.react_as_user(channel, message["ts"], BOB, "pushpin::skin-tone-3", remove=True))
+    assert _tagged(bot) == []
+
+
+def test_the_timeline_view_shows_people_the_bot_named_as_mentions(bot: Harness) -> None:
+    channel = _declare(bot)
+    bot.command(f"role scribe <@{BOB}>", channel=channel)
+    bot.command(f"note ask <@{CAROL}> about <!channel>", channel=channel)
+    bot.command("timeline", channel=channel)
+    view = json.dumps(bot.fake.ephemerals(user=ALICE)[-1])
+    assert f"Scribe: <@{BOB}>" in view
+    assert f"ask &lt;@{CAROL}&gt; about &lt;!channel&gt;" in view  # what people write stays escaped
