@@ -24,6 +24,7 @@ PAGE = 20
 KIND_ACTION = "sitrep_entry_kind"
 PAGE_ACTION = "sitrep_timeline_page"
 _USER = re.compile(r"[UW][A-Z0-9]+")
+_ESCAPED_MENTION = re.compile(r"&lt;@([UW][A-Z0-9]+)&gt;")
 
 
 def who_text(actor: str) -> str:
@@ -38,7 +39,10 @@ def _entry_block(entry: TimelineEntry, tz: str) -> SectionBlock:
     options = _kind_options(entry.id or 0)
     current = next(o for o in options if o.value.endswith(f":{entry.kind.value}"))
     link = f" <{entry.permalink}|view>" if entry.permalink else ""
-    text = f"*{format_when(entry.occurred_at, tz, 'time')}* {who_text(entry.actor)}: {escape_slack(entry.text)}"
+    said = escape_slack(entry.text)
+    if entry.source == "bot":  # the bot's own entries name people as mentions (`Scribe: <@U123>`)
+        said = _ESCAPED_MENTION.sub(r"<@\1>", said)
+    text = f"*{format_when(entry.occurred_at, tz, 'time')}* {who_text(entry.actor)}: {said}"
     return SectionBlock(
         text=MarkdownTextObject(text=clip(text, 2900) + link),
         accessory=StaticSelectElement(action_id=KIND_ACTION, options=options, initial_option=current),
