@@ -103,24 +103,36 @@ class Scheduler:
         return sum(1 for ok in posted if ok)
 
     def _post(self, claim: Claim, comms: str | None, now: datetime) -> bool:
-        if not claim.channel_id:
-            return False
         settings = self.deps.settings
         target = settings.escalation_targets.get(claim.severity)
         escalation = escalation_mention(target) if target and claim.escalate(settings.escalate_after) else None
-        text, blocks = reminder_blocks(claim, comms=comms, escalation=escalation)
         try:
-            self.deps.client.chat_postMessage(channel=claim.channel_id, text=text, blocks=blocks)
+            text, blocks = reminder_blocks(claim, comms=comms, escalation=escalation)
+            self.deps.client.chat_postMessage(channel=claim.channel_id or "", text=text, blocks=blocks)
         except Exception:  # noqa: BLE001 - the claim goes back, the next tick tries again
-            log.exception("reminder for %s could not be posted; it stays due", claim.key, extra={"incident": claim.key})
-            with self.deps.tx() as session:
-                reminders.release(session=session, claim=claim, now=now)
+            log.exception(
+                "reminder for %s could not be posted in %s; it stays due",
+                claim.key,
+                claim.channel_id,
+                extra={"incident": claim.key, "channel": claim.channel_id},
+            )
+            self._release(claim, now)
             if self.deps.metrics is not None:
                 self.deps.metrics.reminder_missed(claim.severity.value)
             return False
         if self.deps.metrics is not None:
             self.deps.metrics.reminder_sent(claim.severity.value, escalated=escalation is not None)
         return True
+
+    def _release(self, claim: Claim, now: datetime) -> None:
+        try:
+            with self.deps.tx() as session:
+                if not reminders.release(session=session, claim=claim, now=now):
+                    log.info("reminder for %s not put back: the incident moved meanwhile", claim.key)
+        except Exception:  # noqa: BLE001 - nothing more to do than say so; the next period reminds again
+            log.exception(
+                "claim of the reminder for %s could not be put back", claim.key, extra={"incident": claim.key}
+            )
 
     def digest(self, now: datetime | None = None) -> bool:
         """The morning digest of open, non-private incidents to the announce channel (once a day)."""
@@ -135,7 +147,15 @@ class Scheduler:
             incidents = [i for i in store.open_incidents(session=session) if not i.private]
         if not incidents:
             return True
-        self.deps.client.chat_postMessage(channel=channel, text=render.mrkdwn("digest", incidents=incidents, now=now))
+        try:
+            self.deps.client.chat_postMessage(
+                channel=channel, text=render.mrkdwn("digest", incidents=incidents, now=now)
+            )
+        except Exception:  # noqa: BLE001 - logged; the day's claim goes back so that a later run may post it
+            log.exception("the digest of %s could not be posted in %s", day, channel, extra={"channel": channel})
+            with self.deps.tx() as session:
+                reminders.release_job_run(session=session, name="digest", run_key=day)
+            return False
         return True
 
     def remind_action_items(self, now: datetime | None = None) -> int:
@@ -144,6 +164,19 @@ class Scheduler:
         today = now.astimezone(self.deps.settings.zone).date()
         with self.deps.tx() as session:
             items = reminders.claim_items_due(session=session, on=today + timedelta(days=1), today=today)
-        for item in items:
-            self.deps.client.chat_postMessage(channel=item.owner_id, text=render.mrkdwn("item_due", item=item))
-        return len(items)
+        told = 0
+        for item in items:  # one owner who cannot be told does not keep the others from being told
+            try:
+                self.deps.client.chat_postMessage(channel=item.owner_id, text=render.mrkdwn("item_due", item=item))
+                told += 1
+            except Exception:  # noqa: BLE001 - logged; the item's claim goes back for a later run
+                log.exception(
+                    "owner %s of action item %s of %s could not be told",
+                    item.owner_id,
+                    item.item_id,
+                    item.key,
+                    extra={"incident": item.key},
+                )
+                with self.deps.tx() as session:
+                    reminders.release_item(session=session, item_id=item.item_id, today=today)
+        return told

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from core.enums import IncidentStatus, Role, Severity
-from core.models import ActionItem, Incident, RoleAssignment, UTCDateTime
+from core.models import ActionItem, Incident, JobRun, RoleAssignment, UTCDateTime
 
 Cadence = Mapping[Severity, timedelta | None]
 
@@ -56,6 +56,7 @@ def claim_due(*, session: Session, now: datetime, cadence: Cadence, limit: int =
             table.c.status == IncidentStatus.OPEN.value,
             table.c.next_update_due.is_not(None),
             table.c.next_update_due <= sa.literal(now, UTCDateTime),
+            table.c.channel_id.is_not(None),  # still being declared: its first reminder waits for the channel
         )
         .order_by(table.c.next_update_due)
         .limit(limit)
@@ -156,3 +157,17 @@ def claim_items_due(*, session: Session, on: date, today: date) -> list[DueItem]
          for row in claimed),
         key=lambda item: item.item_id,
     )  # fmt: skip
+
+
+def release_item(*, session: Session, item_id: int, today: date) -> None:
+    """Put back the claim of an action item whose owner could not be told, so that a later run tries again."""
+    items = ActionItem.__table__  # type: ignore[attr-defined]
+    session.execute(
+        sa.update(items).where(items.c.id == item_id, items.c.reminded_on == today).values(reminded_on=None)
+    )
+
+
+def release_job_run(*, session: Session, name: str, run_key: str) -> None:
+    """Put back the claim of a cron run (e.g. a digest that could not be posted), so that it may run again."""
+    runs = JobRun.__table__  # type: ignore[attr-defined]
+    session.execute(sa.delete(runs).where(runs.c.name == name, runs.c.run_key == run_key))

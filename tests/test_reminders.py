@@ -370,3 +370,43 @@ def test_concurrent_claims_never_share_an_incident(sessions: sessionmaker[Sessio
         thread.join()
     assert errors == []
     assert sorted(results) == sorted(set(results)) and len(results) == 60
+
+
+def test_a_digest_that_cannot_be_posted_is_not_marked_as_sent(bot: Harness, clock: FrozenClock) -> None:
+    bot.command("declare sev2 Public one")
+    scheduler = bot.sitrep.scheduler
+    bot.fake.fail_next("chat.postMessage", 500, times=3)
+    assert not scheduler.digest()  # logged, the process goes on
+    assert scheduler.digest()  # the day's claim went back, so the next run posts it
+    assert not scheduler.digest()
+    assert sum("Open incidents" in m["text"] for m in bot.fake.messages(bot.announce)) == 1
+
+
+def test_an_owner_who_cannot_be_told_keeps_neither_the_others_nor_a_later_run_from_it(
+    bot: Harness, clock: FrozenClock
+) -> None:
+    bot.command("declare sev2 Public one")
+    channel = bot.incident("INC-1").channel_id or ""
+    tomorrow = (clock.now() + timedelta(days=1)).date().isoformat()
+    bot.command(f"action Add alerts <@{BOB}> P1 due:{tomorrow}", channel=channel)
+    bot.command(f"action Fix pool <@{CAROL}> P1 due:{tomorrow}", channel=channel)
+    scheduler = bot.sitrep.scheduler
+    bot.fake.fail_next("chat.postMessage", 500, times=3)  # the first DM fails after the client's retries
+    assert scheduler.remind_action_items() == 1
+    assert len(bot.fake.dms(BOB)) + len(bot.fake.dms(CAROL)) == 1
+    assert scheduler.remind_action_items() == 1  # the one that failed, again
+    assert scheduler.remind_action_items() == 0
+    assert len(bot.fake.dms(BOB)) == 1 and len(bot.fake.dms(CAROL)) == 1
+
+
+def test_an_incident_without_its_channel_yet_is_not_claimed(sessions: sessionmaker[Session]) -> None:
+    declare_many(sessions, 2, START)
+    with sessions.begin() as session:
+        incident = store.incident_by_key(session=session, key="INC-2")
+        incident.channel_id = None
+        session.add(incident)
+    with sessions.begin() as session:
+        claims = core_reminders.claim_due(
+            session=session, now=START + timedelta(hours=1), cadence=parse_cadence("sev2=30m")
+        )
+    assert [claim.key for claim in claims] == ["INC-1"]
