@@ -22,7 +22,10 @@ def escape_slack(text: object) -> str:
     """Escape `&`, `<` and `>` the way Slack expects, so `<!channel>` or `<url|label>` cannot be smuggled."""
     if text is None:
         return ""
-    return str(text).translate(_SLACK_ESCAPES)
+    text = str(text)
+    if "&" not in text and "<" not in text and ">" not in text:
+        return text
+    return text.translate(_SLACK_ESCAPES)
 
 
 def escape_cell(text: object, *, limit: int | None = None) -> str:
@@ -33,16 +36,19 @@ def escape_cell(text: object, *, limit: int | None = None) -> str:
     return value.replace("|", "\\|")
 
 
-def zone(name: str | tzinfo) -> tzinfo:
-    """A tzinfo for an IANA zone name; ValueError naming the zone when it is unknown."""
-    if isinstance(name, tzinfo):
-        return name
+@lru_cache(maxsize=64)
+def _zone(name: str) -> tzinfo:
     if name.upper() == "UTC":
         return UTC
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise ValueError(f"unknown time zone {name}: use an IANA name such as UTC or Europe/Berlin") from exc
+
+
+def zone(name: str | tzinfo) -> tzinfo:
+    """A tzinfo for an IANA zone name; ValueError naming the zone when it is unknown."""
+    return name if isinstance(name, tzinfo) else _zone(name)
 
 
 def format_when(value: datetime | date | None, tz: str | tzinfo = "UTC", style: str = "full") -> str:
@@ -57,7 +63,7 @@ def format_when(value: datetime | date | None, tz: str | tzinfo = "UTC", style: 
         raise ValueError("cannot render a timestamp with no time zone")
     local = value.astimezone(zone(tz))
     if style == "time":
-        return local.strftime("%H:%M")
+        return f"{local.hour:02d}:{local.minute:02d}"
     if style == "datetime":
         return local.strftime("%Y-%m-%d %H:%M")
     return local.strftime("%Y-%m-%d %H:%M ") + (local.tzname() or "")

@@ -288,12 +288,17 @@ def cadence_kept(export: IncidentExport, cadence: Cadence, *, now: datetime | No
 
 
 def gaps(events: list[ExportEvent], top: int = 3) -> list[Gap]:
-    pairs = [
-        Gap(Moment(a.timestamp, label(a)), Moment(b.timestamp, label(b)))
-        for a, b in zip(events, events[1:], strict=False)
+    """The `top` longest silences between consecutive events, longest first (ties: earliest first)."""
+    spans = [
+        (b.timestamp - a.timestamp, a.timestamp, index)
+        for index, (a, b) in enumerate(zip(events, events[1:], strict=False))
+        if b.timestamp > a.timestamp
     ]
-    pairs = [g for g in pairs if g.duration > timedelta(0)]
-    return sorted(pairs, key=lambda g: (-g.duration, g.start.at))[:top]
+    spans.sort(key=lambda span: (-span[0], span[1]))
+    return [
+        Gap(Moment(events[i].timestamp, label(events[i])), Moment(events[i + 1].timestamp, label(events[i + 1])))
+        for _, _, i in spans[:top]
+    ]
 
 
 def analyze(export: IncidentExport, *, cadence: Cadence | None = None, now: datetime | None = None) -> TimelineAnalysis:
