@@ -9,7 +9,7 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from core import store
-from core.errors import NotFound
+from core.errors import InvalidInput, NotFound
 from core.models import Incident
 from core.render import format_when
 from handlers.deps import Deps
@@ -20,8 +20,13 @@ def _ack(ack: Ack) -> None:
     ack()
 
 
+SNOOZE_MINUTES = frozenset({15, 30, 60})
+
+
 def snooze(deps: Deps, body: dict[str, Any]) -> None:
-    incident_id, _, minutes = body["actions"][0]["value"].partition(":")
+    incident_id, _, minutes = str(body["actions"][0].get("value") or "").partition(":")
+    if not (incident_id.isdigit() and minutes.isdigit() and int(minutes) in SNOOZE_MINUTES):
+        raise InvalidInput("That snooze button is not one of sitrep's (15m, 30m or 1h).")
     until = deps.now() + timedelta(minutes=int(minutes))
     with deps.tx() as session:
         incident = session.get(Incident, int(incident_id))

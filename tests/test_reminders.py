@@ -410,3 +410,16 @@ def test_an_incident_without_its_channel_yet_is_not_claimed(sessions: sessionmak
             session=session, now=START + timedelta(hours=1), cadence=parse_cadence("sev2=30m")
         )
     assert [claim.key for claim in claims] == ["INC-1"]
+
+
+@pytest.mark.parametrize("value", ["{id}:100000", "{id}", "x:15", "{id}:-15"])
+def test_a_snooze_value_that_is_not_one_of_the_buttons_is_refused(
+    bot: Harness, clock: FrozenClock, channel: str, value: str
+) -> None:
+    response = bot.slack.block_action(
+        "sitrep_snooze_15m", value.format(id=bot.incident("INC-1").id), user=ALICE, channel=channel
+    )
+    assert response.status == 200
+    bot.idle()
+    assert bot.incident("INC-1").next_update_due == START + timedelta(minutes=30)
+    assert any("snooze" in reply for reply in bot.replies(ALICE))
