@@ -117,3 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     add_offline_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -6,15 +6,15 @@ by" the commander), never guessed. Raw user text is kept in the model; escaping 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from core.cadence import format_duration
+from core.cadence import DEFAULT_CADENCE_TEXT, format_duration, parse_cadence
 from core.enums import Severity
 from core.export import ExportActionItem, ExportEvent, IncidentExport
 from core.render import format_when, jinja_env, join_words
 from core.severity import ImpactFacts, classify
-from core.timeline import Cadence, Metric, TimelineAnalysis, analyze
+from core.timeline import Cadence, Metric, TimelineAnalysis, analyze, declaration
 
 # Facts at or under these read as "went well", over them as "did not".
 QUICK_DETECT = timedelta(minutes=15)
@@ -31,6 +31,13 @@ class TimelineLine:
     actor: str
     text: str
     permalink: str | None = None
+
+
+@dataclass
+class FollowUp:
+    at: datetime
+    what: str
+    exact: bool = False  # a set time (a scheduled meeting) rather than a day
 
 
 @dataclass
@@ -71,7 +78,7 @@ class Pir:
     went_badly: list[str]
     lessons: list[str]
     action_items: list[ExportActionItem]
-    follow_up: list[tuple[datetime, str]]
+    follow_up: list[FollowUp]
     timezone: str = "UTC"
     suggested_severity: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -82,7 +89,10 @@ class Pir:
         data["action_items"] = [item.model_dump(mode="json", exclude_none=True) for item in self.action_items]
         data["roles"] = [{"role": r, "name": n} for r, n in self.roles]
         data["five_whys"] = [{"why": w, "answer": a} for w, a in self.five_whys]
-        data["follow_up"] = [{"on": d.date().isoformat(), "what": w} for d, w in self.follow_up]
+        data["follow_up"] = [
+            {"at" if f.exact else "on": _jsonable(f.at) if f.exact else f.at.date().isoformat(), "what": f.what}
+            for f in self.follow_up
+        ]
         return _jsonable(data)
 
 
@@ -96,6 +106,13 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, timedelta):
         return int(value.total_seconds())
     return value
+
+
+def _after(duration: timedelta, what: str) -> str:
+    """`5 min after detection`, or `as soon as detection` for no time at all."""
+    if duration < timedelta(seconds=30):
+        return f"within a minute of {what}" if duration else f"as soon as {what}"
+    return f"{format_duration(duration)} after {what}"
 
 
 def _sentence(text: str) -> str:
@@ -134,22 +151,27 @@ def _summary(export: IncidentExport, analysis: TimelineAnalysis, tz: str) -> lis
         lines.append(f"The incident began at {format_when(begin, tz)}{where}.{first}")
     detect = analysis.metric("time to detect")
     if detect:
-        lines.append(f"It was detected {format_duration(detect.duration)} later ({detect.end.label}).")
+        lines.append(f"It was detected {_after(detect.duration, 'it began')}, at {format_when(detect.end.at, tz)}.")
     declare = analysis.metric("time to declare")
     history = incident.severity_history
     severity = (history[0].severity.label if history else None) or (
         incident.severity.label if incident.severity else None
     )
-    if severity:
-        by = f" by {incident.commander}" if incident.commander else ""
-        when = f" {format_duration(declare.duration)} after detection" if declare else ""
+    declared = declaration(export)
+    if severity and declared is not None:
+        actor = declared.event.actor if declared.event is not None else None
+        by = f" by {actor or incident.commander}" if (actor or incident.commander) else ""
+        when = f" {_after(declare.duration, 'detection')}" if declare else ""
         lines.append(f"It was declared {severity}{by}{when}.")
+    elif severity:
+        commander = f", with {incident.commander} as incident commander" if incident.commander else ""
+        lines.append(f"It is recorded as {severity}{commander}.")
     for change in history[1:]:
         reason = f" ({change.reason.rstrip('.')})" if change.reason else ""
         lines.append(f"It was changed to {change.severity.label} at {format_when(change.at, tz)}{reason}.")
     mitigate = analysis.metric("time to mitigate")
     if mitigate:
-        lines.append(f"Impact was mitigated {format_duration(mitigate.duration)} after it began.")
+        lines.append(f"Impact was mitigated {_after(mitigate.duration, 'it began')}.")
     resolve = analysis.metric("time to resolve")
     if resolve:
         lines.append(
@@ -194,31 +216,62 @@ def _impacts(export: IncidentExport) -> tuple[list[str], list[str]]:
     return people, business
 
 
-def _judgements(export: IncidentExport, analysis: TimelineAnalysis) -> tuple[list[str], list[str]]:
+def _judgements(
+    export: IncidentExport, analysis: TimelineAnalysis, cadence: Cadence, tz: str
+) -> tuple[list[str], list[str]]:
     good: list[str] = []
     bad: list[str] = []
     detect = analysis.metric("time to detect")
     if detect:
-        text = f"Detected {format_duration(detect.duration)} after impact began"
+        text = f"Detected {_after(detect.duration, 'impact began')}"
         (good if detect.duration <= QUICK_DETECT else bad).append(text + ".")
     declare = analysis.metric("time to declare")
     if declare:
-        text = f"Declared {format_duration(declare.duration)} after detection"
+        text = f"Declared {_after(declare.duration, 'detection')}"
         (good if declare.duration <= QUICK_DECLARE else bad).append(text + ".")
     kept = analysis.cadence
     if kept and kept.due:
-        text = f"{kept.on_time} of {kept.due} status updates on time"
+        severity = export.incident.severity
+        interval = cadence.get(severity) if severity is not None else None
+        rule = f" (the {severity.label} cadence is every {format_duration(interval)})" if severity and interval else ""
+        text = f"{kept.on_time} of {kept.due} status updates on time{rule}"
         if kept.on_time == kept.due:
             good.append(f"{text}.")
         else:
             silence = kept.longest_silence
-            longest = f"; the longest silence was {format_duration(silence.duration)}" if silence is not None else ""
+            longest = (
+                f"; the longest silence was {format_duration(silence.duration)}, "
+                f"from {format_when(silence.start.at, tz, 'time')} to {format_when(silence.end.at, tz, 'time')}"
+                if silence is not None
+                else ""
+            )
             bad.append(f"{text}{longest}.")
+    unowned = sum(1 for item in export.action_items if not item.owner)
+    if unowned:
+        bad.append(f"{unowned} of {len(export.action_items)} action items have no owner yet.")
     if export.resolution.root_cause:
         good.append("The root cause was identified.")
     else:
         bad.append("The root cause is not recorded yet.")
     return good, bad
+
+
+def _follow_up(export: IncidentExport, resolved: datetime | None) -> list[FollowUp]:
+    """A review meeting the data schedules (metadata `postmortem_scheduled`), then the usual check-ins."""
+    items: list[FollowUp] = []
+    for event in export.events:
+        when = event.metadata.get("postmortem_scheduled") or event.metadata.get("review_scheduled")
+        if isinstance(when, str):
+            try:
+                at = datetime.fromisoformat(when.replace("Z", "+00:00"))
+            except ValueError:
+                continue
+            if at.tzinfo is not None:
+                items.append(FollowUp(at.astimezone(UTC), "post-incident review meeting", exact=True))
+                break
+    if resolved:
+        items.extend(FollowUp(resolved + delta, what) for delta, what in FOLLOW_UPS)
+    return sorted(items, key=lambda f: f.at)
 
 
 def _phases(analysis: TimelineAnalysis) -> list[PhaseSection]:
@@ -241,6 +294,7 @@ def build_pir(
     timezone: str = "UTC",
     now: datetime | None = None,
 ) -> Pir:
+    cadence = cadence if cadence is not None else parse_cadence(DEFAULT_CADENCE_TEXT)
     analysis = analyze(export, cadence=cadence, now=now)
     incident = export.incident
     commander = _commander(export)
@@ -251,7 +305,7 @@ def build_pir(
     ]
     start = analysis.metric("time to resolve")
     people, business = _impacts(export)
-    good, bad = _judgements(export, analysis)
+    good, bad = _judgements(export, analysis, cadence, timezone)
     resolved = incident.resolved_at or (start.end.at if start else None)
     facts = ImpactFacts.from_export(export)
     suggestion = classify(facts).severity if facts != ImpactFacts() else None
@@ -288,11 +342,21 @@ def build_pir(
         went_badly=bad,
         lessons=list(export.resolution.lessons),
         action_items=list(export.action_items),
-        follow_up=[(resolved + delta, what) for delta, what in FOLLOW_UPS] if resolved else [],
+        follow_up=_follow_up(export, resolved),
         timezone=timezone,
         suggested_severity=suggestion.label if isinstance(suggestion, Severity) else None,
     )
 
 
+def clock_style(pir: Pir) -> str:
+    """`time` (14:15) when every moment shown falls on one local day, else `datetime` (2024-01-15 14:15)."""
+    moments = [line.at for phase in pir.phases for line in phase.lines]
+    moments += [m.at for metric in pir.metrics for m in (metric.start, metric.end)]
+    if not moments:
+        return "time"
+    first, last = (format_when(moment, pir.timezone, "date") for moment in (min(moments), max(moments)))
+    return "time" if first == last else "datetime"
+
+
 def render_markdown(pir: Pir) -> str:
-    return jinja_env().get_template("pir.md.j2").render(pir=pir, tz=pir.timezone)
+    return jinja_env().get_template("pir.md.j2").render(pir=pir, tz=pir.timezone, clock=clock_style(pir))

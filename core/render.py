@@ -52,7 +52,8 @@ def zone(name: str | tzinfo) -> tzinfo:
 
 
 def format_when(value: datetime | date | None, tz: str | tzinfo = "UTC", style: str = "full") -> str:
-    """Aware datetime -> `2024-01-15 14:15 UTC` (style full), `2024-01-15 14:15` (datetime) or `14:15` (time).
+    """Aware datetime -> `2024-01-15 14:15 UTC` (style full), `2024-01-15 14:15` (datetime), `14:15` (time)
+    or `2024-01-15` (date).
 
     A date renders as `2024-01-15`. None renders as an empty string, never as `None`."""
     if value is None:
@@ -64,6 +65,8 @@ def format_when(value: datetime | date | None, tz: str | tzinfo = "UTC", style: 
     local = value.astimezone(zone(tz))
     if style == "time":
         return f"{local.hour:02d}:{local.minute:02d}"
+    if style == "date":
+        return local.strftime("%Y-%m-%d")
     if style == "datetime":
         return local.strftime("%Y-%m-%d %H:%M")
     return local.strftime("%Y-%m-%d %H:%M ") + (local.tzname() or "")

@@ -50,10 +50,15 @@ Cadence = Mapping[Severity, timedelta | None]
 
 @dataclass(frozen=True)
 class Moment:
-    """One end of a metric: when, and which event it is."""
+    """One end of a metric: when, and which event it is (None when it comes from an incident field)."""
 
     at: datetime
     label: str
+    event: ExportEvent | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, event: ExportEvent) -> Moment:
+        return cls(event.timestamp, label(event), event)
 
     def to_dict(self) -> dict[str, Any]:
         return {"at": _iso(self.at), "event": self.label}
@@ -65,6 +70,14 @@ class Metric:
     duration: timedelta
     start: Moment
     end: Moment
+
+    @property
+    def start_event(self) -> ExportEvent | None:
+        return self.start.event
+
+    @property
+    def end_event(self) -> ExportEvent | None:
+        return self.end.event
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -206,9 +219,9 @@ def _first(events: list[ExportEvent], kind: str) -> ExportEvent | None:
 def impact_start(export: IncidentExport) -> Moment | None:
     trigger = _first(export.events, "trigger")
     if trigger:
-        return Moment(trigger.timestamp, label(trigger))
+        return Moment.of(trigger)
     if export.incident.started_at:
-        return Moment(export.incident.started_at, "impact start (declared)")
+        return Moment(export.incident.started_at, "impact start (recorded start time)")
     return declaration(export)
 
 
@@ -216,8 +229,8 @@ def _event_or_field(export: IncidentExport, kind: str, field: datetime | None) -
     """The first event of `kind`, else the incident's own timestamp for it, else nothing."""
     event = _first(export.events, kind)
     if event:
-        return Moment(event.timestamp, label(event))
-    return Moment(field, kind) if field else None
+        return Moment.of(event)
+    return Moment(field, f"{kind} (recorded time)") if field else None
 
 
 def declaration(export: IncidentExport) -> Moment | None:
@@ -272,7 +285,7 @@ def cadence_kept(export: IncidentExport, cadence: Cadence, *, now: datetime | No
                 on_time += 1
             else:
                 late += 1
-        here = Moment(update.timestamp, label(update))
+        here = Moment.of(update)
         if longest is None or here.at - last.at > longest.duration:
             longest = Gap(last, here)
         last = here
@@ -296,7 +309,7 @@ def gaps(events: list[ExportEvent], top: int = 3) -> list[Gap]:
     ]
     spans.sort(key=lambda span: (-span[0], span[1]))
     return [
-        Gap(Moment(events[i].timestamp, label(events[i])), Moment(events[i + 1].timestamp, label(events[i + 1])))
+        Gap(Moment.of(events[i]), Moment.of(events[i + 1]))
         for _, _, i in spans[:top]
     ]
 
@@ -314,9 +327,9 @@ def analyze(export: IncidentExport, *, cadence: Cadence | None = None, now: date
 
     start = impact_start(export)
     detection = _first(events, "detection")
-    detected = Moment(detection.timestamp, label(detection)) if detection else None
+    detected = Moment.of(detection) if detection else None
     mitigated_event = next((e for e in events if e.announced_status == "monitoring" or e.mitigation_complete), None)
-    mitigated = Moment(mitigated_event.timestamp, label(mitigated_event)) if mitigated_event else None
+    mitigated = Moment.of(mitigated_event) if mitigated_event else None
     metrics = [
         m
         for m in (
