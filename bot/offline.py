@@ -1,34 +1,63 @@
-"""Offline commands (SPEC §3): classify, timeline and pir on an incident export, no Slack needed."""
+"""Offline commands (SPEC §3): classify, timeline and pir on an incident export, no Slack needed.
+
+`sitrep classify|timeline|pir FILE [--format ...]`; FILE `-` reads standard input. The cadence comes from
+SITREP_CADENCE and the display zone from SITREP_TIMEZONE (or --timezone), as for the bot; neither needs the
+Slack settings. A bad file or setting prints one line to standard error and exits with 2.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
+from core.cadence import DEFAULT_CADENCE_TEXT, parse_cadence
+from core.enums import Severity
 from core.export import ExportError, IncidentExport, load_export
 from core.pir import build_pir, render_markdown
-from core.render import format_when
+from core.render import escape_slack, format_when, zone
 from core.severity import ImpactFacts, classify
 from core.timeline import analyze
 
+Cadence = dict[Severity, timedelta | None]
 
-def _load(path: str) -> IncidentExport:
-    return load_export(path)
+
+class UsageError(ValueError):
+    """A bad option or environment value; the message is one line."""
+
+
+def _cadence() -> Cadence:
+    text = os.environ.get("SITREP_CADENCE") or DEFAULT_CADENCE_TEXT
+    try:
+        return parse_cadence(text)
+    except ValueError as error:
+        raise UsageError(f"SITREP_CADENCE: {error}") from None
+
+
+def _timezone(args: argparse.Namespace) -> str:
+    name = getattr(args, "timezone", None) or os.environ.get("SITREP_TIMEZONE") or "UTC"
+    try:
+        zone(name)
+    except ValueError as error:
+        where = "--timezone" if getattr(args, "timezone", None) else "SITREP_TIMEZONE"
+        raise UsageError(f"{where}: {error}") from None
+    return name
 
 
 def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-def _classify(export: IncidentExport, fmt: str) -> None:
-    result = classify(ImpactFacts.from_export(export))
-    if fmt == "json":
-        _print_json(result.to_dict())
-        return
+def _classify(export: IncidentExport, args: argparse.Namespace) -> None:
+    result = classify(ImpactFacts.from_export(export), cadence=_cadence())
     declared = export.incident.severity
+    if args.format == "json":
+        _print_json({**result.to_dict(), "declared_severity": declared.label if declared else None})
+        return
     print(f"Suggested severity: {result.severity.label}")
     if declared:
         same = "the same" if declared == result.severity else "different"
@@ -41,74 +70,108 @@ def _classify(export: IncidentExport, fmt: str) -> None:
     print(f"Escalation path: {' -> '.join(result.escalation_path)}")
 
 
-def _timeline(export: IncidentExport, fmt: str) -> None:
-    analysis = analyze(export)
-    if fmt == "json":
+def _timeline(export: IncidentExport, args: argparse.Namespace) -> None:
+    analysis = analyze(export, cadence=_cadence())
+    if args.format == "json":
         _print_json(analysis.to_dict())
         return
+    tz = _timezone(args)
+    days = {format_when(e.timestamp, tz, "date") for e in (analysis.events[:1] + analysis.events[-1:])}
+    style = "time" if len(days) <= 1 else "datetime"
+
+    def at(moment: Any) -> str:
+        return format_when(moment, tz, style)
+
+    if analysis.events:
+        print(f"Times in {format_when(analysis.events[0].timestamp, tz).rsplit(' ', 1)[-1]}")
     for group in analysis.phases:
-        print(
-            f"{group.name.upper()} ({format_when(group.start, style='time')} to {format_when(group.end, style='time')})"
-        )
+        span = at(group.start) if group.start == group.end else f"{at(group.start)} to {at(group.end)}"
+        print(f"{group.name.upper()} ({span})")
         for event in group.events:
             actor = f" [{event.actor}]" if event.actor else ""
-            print(f"  {format_when(event.timestamp, style='time')} {event.type}{actor}: {event.description}")
+            print(f"  {at(event.timestamp)} {event.type}{actor}: {' '.join(event.description.split())}")
     print()
     print("Metrics:")
+    if not analysis.metrics:
+        print("  none: the export lacks the events they are measured between")
     for metric in analysis.metrics:
-        print(
-            f"  {metric.name}: {metric.to_dict()['text']} "
-            f"({format_when(metric.start.at, style='time')} {metric.start.label} -> "
-            f"{format_when(metric.end.at, style='time')} {metric.end.label})"
-        )
+        print(f"  {metric.name}: {metric.to_dict()['text']}")
+        print(f"    from {at(metric.start.at)} {metric.start.label}")
+        print(f"    to   {at(metric.end.at)} {metric.end.label}")
     kept = analysis.cadence
     if kept and kept.due:
-        print(f"  status updates on time: {kept.on_time} of {kept.due}")
-    if analysis.gaps:
-        print("Longest gaps:")
-        for gap in analysis.gaps:
+        print(
+            f"  status updates on time: {kept.on_time} of {kept.due} "
+            f"({kept.late} late, {kept.missed} periods with no update)"
+        )
+        if kept.longest_silence:
+            silence = kept.longest_silence
             print(
-                f"  {gap.to_dict()['text']}: {format_when(gap.start.at, style='time')} -> "
-                f"{format_when(gap.end.at, style='time')}"
+                f"  longest silence between status updates: {silence.to_dict()['text']} "
+                f"({at(silence.start.at)} to {at(silence.end.at)})"
             )
+    if analysis.gaps:
+        print("Longest gaps between events:")
+        for gap in analysis.gaps:
+            print(f"  {gap.to_dict()['text']}: {at(gap.start.at)} to {at(gap.end.at)}")
 
 
-def _pir(export: IncidentExport, fmt: str) -> None:
-    pir = build_pir(export)
-    if fmt == "json":
+def _pir(export: IncidentExport, args: argparse.Namespace) -> None:
+    pir = build_pir(export, cadence=_cadence(), timezone=_timezone(args))
+    if args.format == "json":
         _print_json(pir.to_dict())
-    elif fmt == "slack":
+    elif args.format == "slack":
+        # The chat.postMessage payload the bot posts on resolve: notification text plus the Block Kit summary.
         from handlers.pir_blocks import summary_blocks
 
-        _print_json({"blocks": summary_blocks(pir)})
+        head = " ".join(part for part in (pir.key, pir.title) if part)
+        text = f"Post-incident review: {escape_slack(head)} ({pir.severity}, {pir.status.lower()})"
+        _print_json({"text": text, "blocks": summary_blocks(pir)})
     else:
         sys.stdout.write(render_markdown(pir))
 
 
-def _runner(work: Callable[[IncidentExport, str], None]) -> Callable[[argparse.Namespace], int]:
+def _fail(message: str) -> int:
+    print(f"sitrep: {message}", file=sys.stderr)
+    return 2
+
+
+def _runner(work: Callable[[IncidentExport, argparse.Namespace], None]) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         try:
-            export = _load(args.file)
+            _cadence()
+            if hasattr(args, "timezone"):
+                _timezone(args)
+            export = load_export(args.file)
+        except UsageError as error:
+            return _fail(str(error))
         except ExportError as error:
             message = str(error)
             where = "" if message.startswith(args.file) else f"{args.file}: "
-            print(f"sitrep: {where}{message}", file=sys.stderr)
-            return 2
-        work(export, args.format)
+            return _fail(f"{where}{message}")
+        try:
+            work(export, args)
+        except BrokenPipeError:  # e.g. `sitrep pir FILE | head`: the reader left, which is fine
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 
     return run
 
 
 def add_offline_commands(sub: Any) -> None:
+    """Register `classify`, `timeline` and `pir` on an argparse subparsers object (each sets `func`)."""
     for name, work, formats, default, text in (
         ("classify", _classify, ("text", "json"), "text", "severity suggestion with reasons, offline"),
         ("timeline", _timeline, ("text", "json"), "text", "phases, metrics and gaps, offline"),
         ("pir", _pir, ("md", "json", "slack"), "md", "post-incident review from an export, offline"),
     ):
-        parser = sub.add_parser(name, help=text)
+        parser = sub.add_parser(name, help=text, description=text)
         parser.add_argument("file", metavar="FILE", help="incident export (JSON); - reads standard input")
         parser.add_argument("--format", choices=formats, default=default)
+        if name != "classify":
+            parser.add_argument(
+                "--timezone", metavar="ZONE", help="zone for times shown to people (default SITREP_TIMEZONE or UTC)"
+            )
         parser.set_defaults(func=_runner(work))
 
 
