@@ -299,8 +299,8 @@ def build_pir(
     incident = export.incident
     commander = _commander(export)
     history = [
-        f"{change.severity.label} at {format_when(change.at, timezone)}"
-        + (f" ({change.reason})" if change.reason else "")
+        f"{change.severity.label} from {format_when(change.at, timezone)}"
+        + (f": {' '.join(change.reason.split())}" if change.reason else "")
         for change in incident.severity_history
     ]
     start = analysis.metric("time to resolve")

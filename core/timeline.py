@@ -271,26 +271,34 @@ def cadence_kept(export: IncidentExport, cadence: Cadence, *, now: datetime | No
         severity = severity_at(export, at)
         return cadence.get(severity) if severity else None
 
+    # Status updates and severity changes re-arm the next due time (SPEC §7); a change is no update itself.
+    changes = [c.at for c in export.incident.severity_history[1:] if start.at < c.at <= end]
+    steps = sorted([(u.timestamp, 1, u) for u in updates] + [(at, 0, None) for at in changes], key=lambda s: s[:2])
     on_time = late = missed = 0
     last = start
     longest: Gap | None = None
     step = period(start.at)
     due = start.at + step if step else None
-    for update in updates:
-        if due is not None and step:
-            while update.timestamp > due + step:  # whole periods with no update at all
+    for at, _, update in steps:
+        if update is None:
+            while due is not None and step and due < at:  # reminders that went unanswered before the change
                 missed += 1
                 due += step
-            if update.timestamp <= due:
-                on_time += 1
-            else:
-                late += 1
-        here = Moment.of(update)
-        if longest is None or here.at - last.at > longest.duration:
-            longest = Gap(last, here)
-        last = here
-        step = period(update.timestamp)
-        due = update.timestamp + step if step else None
+        else:
+            if due is not None and step:
+                while at > due + step:  # whole periods with no update at all
+                    missed += 1
+                    due += step
+                if at <= due:
+                    on_time += 1
+                else:
+                    late += 1
+            here = Moment.of(update)
+            if longest is None or here.at - last.at > longest.duration:
+                longest = Gap(last, here)
+            last = here
+        step = period(at)
+        due = at + step if step else None
     while due is not None and step and due < end:  # periods after the last update, up to the end
         missed += 1
         due += step
