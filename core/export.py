@@ -418,7 +418,8 @@ def _from_flat(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[tuple[int 
             text += f" by {method}"
         if alert:
             text += f": {alert}"
-        where[("events", len(events))] = "detection_details.detection_time"
+        where[("events", len(events))] = "detection_details"
+        where[("events", len(events), "timestamp")] = "detection_details.detection_time"
         events.append(
             {
                 "timestamp": detection["detection_time"],
@@ -430,7 +431,8 @@ def _from_flat(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[tuple[int 
         )
     response = flat.get("response_details")
     if isinstance(response, Mapping) and response.get("war_room_established"):
-        where[("events", len(events))] = "response_details.war_room_established"
+        where[("events", len(events))] = "response_details"
+        where[("events", len(events), "timestamp")] = "response_details.war_room_established"
         events.append(
             {
                 "timestamp": response["war_room_established"],
@@ -455,7 +457,7 @@ def _from_flat(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[tuple[int 
             }
         )
         if entry.get("timestamp") and entry.get("message"):
-            where[("events", len(events))] = f"communication_log[{index}].timestamp"
+            where[("events", len(events))] = f"communication_log[{index}]"
             events.append(
                 {
                     "timestamp": entry["timestamp"],
