@@ -11,9 +11,8 @@ from bot.offline import add_offline_commands
 from bot.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
-    from slack_bolt.adapter.socket_mode import SocketModeHandler
-
     from bot.app import Sitrep
+    from bot.server import ObservedSocketModeHandler
 
 
 def _settings() -> Settings:
@@ -48,13 +47,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def socket_mode_handler(sitrep: Sitrep) -> SocketModeHandler:
-    """Socket Mode through the app's one WebClient (apps.connections.open goes to SLACK_API_URL too)."""
-    from slack_bolt.adapter.socket_mode import SocketModeHandler
+def socket_mode_handler(sitrep: Sitrep) -> ObservedSocketModeHandler:
+    """Socket Mode through the app's one WebClient (apps.connections.open goes to SLACK_API_URL too), each
+    envelope logged and counted like an HTTP request."""
+    from bot.server import ObservedSocketModeHandler
 
     token = sitrep.deps.settings.slack_app_token
     assert token is not None
-    return SocketModeHandler(sitrep.bolt, app_token=token.get_secret_value(), web_client=sitrep.deps.client)
+    return ObservedSocketModeHandler(sitrep, token.get_secret_value())
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -18,7 +18,8 @@ from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
 REDACTED = "[redacted]"
-_TOKEN = re.compile(r"\b(xox[abposr]|xapp)-[A-Za-z0-9-]+")
+_TOKEN = re.compile(r"\b(xox[a-z]|xapp)-[A-Za-z0-9-]+")
+log = logging.getLogger("sitrep.requests")
 # Attributes of a LogRecord that are not extra fields.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -139,7 +140,7 @@ _KINDS = {"block_actions": "action", "view_submission": "view", "view_closed": "
 
 
 def describe(body: bytes, content_type: str) -> dict[str, Any]:
-    """What a Slack request is about, for its log line: type, team, channel, user (never its text)."""
+    """What an HTTP Slack request is about, for its log line: type, team, channel, user (never its text)."""
     try:
         if "json" in content_type:
             data = json.loads(body or b"{}")
@@ -148,6 +149,11 @@ def describe(body: bytes, content_type: str) -> dict[str, Any]:
             data = json.loads(form["payload"]) if "payload" in form else form
     except (ValueError, KeyError):
         return {"type": "unreadable"}
+    return describe_payload(data)
+
+
+def describe_payload(data: object) -> dict[str, Any]:
+    """What a Slack payload (a command's fields, an event callback, an interaction) is about."""
     if not isinstance(data, dict):
         return {"type": "unreadable"}
     event = data.get("event") or {}
@@ -166,4 +172,28 @@ def describe(body: bytes, content_type: str) -> dict[str, Any]:
     return {"type": kind, "team": team, "channel": channel, "user": user}
 
 
-StartResponse = Callable[..., Any]
+class RequestLog:
+    """One log line and one count per Slack request, whether it came over HTTP or Socket Mode."""
+
+    def __init__(self, metrics: Metrics, incident_of_channel: Callable[[str | None], int | None]) -> None:
+        self.metrics = metrics
+        self.incident_of_channel = incident_of_channel
+
+    def record(self, about: dict[str, Any], status: int, seconds: float, *, transport: str) -> None:
+        """Never raises: a failure to observe a request must not fail the request."""
+        outcome = "ok" if status < 400 else "refused" if status in (401, 403) else "error"
+        try:
+            self.metrics.request(about["type"], outcome, seconds)
+            incident = None
+            if status < 400:  # a refused request's channel is not to be trusted
+                try:
+                    incident = self.incident_of_channel(about.get("channel"))
+                except Exception:  # noqa: BLE001 - the log line matters more than its incident key
+                    log.warning("incident look-up for a request log line failed", exc_info=True)
+            log.info(
+                "slack request",
+                extra={**about, "incident": f"INC-{incident}" if incident else None, "transport": transport,
+                       "status": status, "outcome": outcome, "latency_ms": round(seconds * 1000, 1)},
+            )  # fmt: skip
+        except Exception:  # noqa: BLE001
+            log.exception("could not record a Slack request")

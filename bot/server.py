@@ -10,12 +10,16 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_bolt.adapter.socket_mode.internals import run_bolt_app, send_response
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_sdk.socket_mode.builtin import SocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
 from waitress import wasyncore
 from waitress.server import create_server
 
 from bot.app import Sitrep
-from bot.observability import Metrics, describe
+from bot.observability import Metrics, RequestLog, describe, describe_payload
 from core.db import is_up_to_date
 
 log = logging.getLogger("sitrep.server")
@@ -30,6 +34,7 @@ class WsgiApp:
         self.slack_events = slack_events
         self.slack = SlackRequestHandler(sitrep.bolt, path="/slack/events")
         self.metrics: Metrics = sitrep.deps.metrics
+        self.requests = RequestLog(self.metrics, sitrep.deps.incident_id_of_channel)
         self._healthy_until = 0.0
 
     def healthy(self) -> bool:
@@ -76,18 +81,29 @@ class WsgiApp:
         try:
             answer = list(self.slack(environ, remember))
         finally:
-            seconds = time.perf_counter() - started
-            about = describe(body, environ.get("CONTENT_TYPE", ""))
             code = int(status[0].split()[0]) if status else 500
-            outcome = "ok" if code < 400 else "refused" if code in (401, 403) else "error"
-            incident = self.sitrep.deps.incident_id_of_channel(about.get("channel")) if code < 400 else None
-            self.metrics.request(about["type"], outcome, seconds)
-            log.info(
-                "slack request",
-                extra={**about, "incident": f"INC-{incident}" if incident else None, "status": code,
-                       "outcome": outcome, "latency_ms": round(seconds * 1000, 1)},
-            )  # fmt: skip
+            about = describe(body, environ.get("CONTENT_TYPE", ""))
+            self.requests.record(about, code, time.perf_counter() - started, transport="http")
         return answer
+
+
+class ObservedSocketModeHandler(SocketModeHandler):
+    """Bolt's built-in Socket Mode handler, logging and counting each envelope as WsgiApp does a request."""
+
+    def __init__(self, sitrep: Sitrep, app_token: str) -> None:
+        super().__init__(sitrep.bolt, app_token=app_token, web_client=sitrep.deps.client)
+        self.requests = RequestLog(sitrep.deps.metrics, sitrep.deps.incident_id_of_channel)
+
+    def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = run_bolt_app(self.app, req)
+            status = response.status
+            send_response(client, req, response, started)
+        finally:
+            self.requests.record(describe_payload(req.payload), status, time.perf_counter() - started,
+                                 transport="socket_mode")  # fmt: skip
 
 
 class Server:

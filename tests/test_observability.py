@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client import generate_latest
 
-from bot.observability import configure_logging
+from bot.observability import REDACTED, Redactor, configure_logging
 from tests.fakeslack import FakeSlack
 from tests.harness import ALICE, SIGNING_SECRET, Harness, running_bot
 
@@ -70,7 +71,8 @@ def test_metrics_exist_and_move(bot: Harness) -> None:
 
     before = scrape()
     for name in ("sitrep_slack_requests_total", "sitrep_ack_seconds_bucket", "sitrep_open_incidents",
-                 "sitrep_reminders_sent_total", "sitrep_slack_api_errors_total"):  # fmt: skip
+                 "sitrep_reminders_sent_total", "sitrep_reminders_missed_total",
+                 "sitrep_slack_api_errors_total"):  # fmt: skip
         assert f"# TYPE {name.removesuffix('_total').removesuffix('_bucket')}" in before, name
     bot.command("declare sev1 Metrics move")
     bot.fake.fail_next("conversations.invite", error="user_not_found")
@@ -80,3 +82,56 @@ def test_metrics_exist_and_move(bot: Harness) -> None:
     assert 'sitrep_slack_requests_total{outcome="ok",type="command"} 2.0' in after
     assert 'sitrep_ack_seconds_count{type="command"} 2.0' in after
     assert 'sitrep_slack_api_errors_total{error="user_not_found",method="conversations.invite"} 1.0' in after
+
+
+def test_socket_mode_envelopes_are_logged_and_counted_like_http_requests(tmp_path: Path, logs: io.StringIO) -> None:
+    import contextlib
+
+    from bot.app import create_app
+    from bot.cli import socket_mode_handler
+    from bot.settings import load_settings
+    from tests.fakeslack import FakeSocketMode, SocketModeDriver
+
+    app_token = "xapp-1-DISTINCTIVE-app-token-k7"
+    with FakeSlack(bot_token=BOT_TOKEN, app_token=app_token) as fake, FakeSocketMode(fake) as socket:
+        fake.add_user(ALICE, "alice")
+        general = fake.add_channel("general", [ALICE], bot_member=True)
+        settings = load_settings(SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_APP_TOKEN=app_token, SLACK_API_URL=fake.api_url,
+                                 DATABASE_URL=f"sqlite:///{tmp_path / 'sm.db'}")  # fmt: skip
+        sitrep = create_app(settings)
+        handler = socket_mode_handler(sitrep)
+        handler.connect()
+        try:
+            driver = SocketModeDriver(socket, fake)
+            driver.command("declare sev2 Over the socket", user=ALICE, channel=general)
+            assert sitrep.executor.wait_idle(10)
+            channel = fake.channel_by_name(f"inc-{sitrep.deps.now():%Y%m%d}-over-the-socket")
+            assert channel is not None
+            driver.command("status", user=ALICE, channel=channel.id)
+            assert sitrep.executor.wait_idle(10)
+            metrics = generate_latest(sitrep.deps.metrics.registry).decode()
+        finally:
+            socket.stop()
+            with contextlib.suppress(AttributeError):  # see test_e2e_bot: slack_sdk's close races its reader
+                handler.close()
+            sitrep.close()
+    text = logs.getvalue()
+    assert app_token not in text and BOT_TOKEN not in text
+    requests = [json.loads(line) for line in text.splitlines() if json.loads(line)["message"] == "slack request"]
+    assert [(r["type"], r["transport"], r["outcome"]) for r in requests] == [("command", "socket_mode", "ok")] * 2
+    assert requests[0]["incident"] is None and requests[1]["incident"] == "INC-1"
+    assert requests[1]["channel"] == channel.id and requests[1]["team"] == fake.team_id
+    assert 'sitrep_slack_requests_total{outcome="ok",type="command"} 2.0' in metrics
+    assert 'sitrep_ack_seconds_count{type="command"} 2.0' in metrics
+
+
+def test_the_redactor_scrubs_every_kind_of_slack_token_and_the_configured_secrets() -> None:
+    redactor = Redactor(["hunter2-signing", ""])
+    line = redactor.scrub(
+        "bot xoxb-123-456-abc user xoxp-9-9 refresh xoxe-1-ABC app xapp-1-A0-123-f config "
+        "xoxe.xoxp-1-x secret hunter2-signing"
+    )
+    assert line.count(REDACTED) == 6 and "hunter2" not in line and "xox" not in line.replace("xoxe.", "")
+    record = logging.makeLogRecord({"msg": "token %s", "args": ("xoxb-1-2",), "extra_field": "xapp-1-Z"})
+    assert redactor.filter(record) and record.getMessage() == f"token {REDACTED}"
+    assert record.extra_field == REDACTED  # type: ignore[attr-defined]
