@@ -68,3 +68,16 @@ def test_the_command_and_shortcut_match_the_code() -> None:
     shortcut = data["features"]["shortcuts"][0]
     assert shortcut["callback_id"] == "sitrep_add_to_timeline" and shortcut["type"] == "message"
     assert data["settings"]["socket_mode_enabled"] is True and data["settings"]["interactivity"]["is_enabled"]
+
+
+def test_the_direct_messages_sitrep_sends_can_be_read() -> None:
+    """chat.postMessage to a user id lands in the app's Messages tab: a manifest without it hides them."""
+    dm_calls = [
+        path for path in [*ROOT.glob("bot/**/*.py"), *ROOT.glob("handlers/**/*.py")]
+        if re.search(r"chat_postMessage\(channel=(who\.user_id|item\.owner_id)", path.read_text())
+    ]  # fmt: skip
+    assert dm_calls, "the code no longer sends direct messages: this test and the manifest comment are stale"
+    home = manifest()["features"]["app_home"]
+    assert home["home_tab_enabled"] is True and home["messages_tab_enabled"] is True
+    assert home["messages_tab_read_only_enabled"] is True  # no listener reads message.im
+    assert "message.im" not in manifest()["settings"]["event_subscriptions"]["bot_events"]
