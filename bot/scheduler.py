@@ -23,6 +23,8 @@ from handlers.deps import Deps
 log = logging.getLogger("sitrep.scheduler")
 
 SNOOZES = (("15m", 15), ("30m", 30), ("1h", 60))
+# A bot that was down at digest time posts the day's digest on start within this long after it.
+DIGEST_CATCH_UP = timedelta(hours=2)
 
 
 def escalation_mention(target: str) -> str:
@@ -53,24 +55,37 @@ def reminder_blocks(claim: Claim, *, comms: str | None, escalation: str | None) 
 
 
 class Scheduler:
-    def __init__(self, deps: Deps, *, posters: int = 8) -> None:
+    """The bot's APScheduler jobs. Nothing is stored per incident: `tick` finds what is due in the database.
+
+    `tick(now)`, `digest(now)`, `remind_action_items(now)` and `catch_up(now)` are the jobs themselves, for
+    tests to call with a frozen clock; `start()` runs them on APScheduler, `stop()` ends them (waiting for a
+    running tick). Several replicas may run the same jobs: each claim is atomic, so each thing is sent once."""
+
+    def __init__(self, deps: Deps, *, posters: int = 16) -> None:
         self.deps = deps
+        self._size = posters
         self._posters = ThreadPoolExecutor(max_workers=posters, thread_name_prefix="sitrep-remind")
+        self._stopped = False
         self._aps: BackgroundScheduler | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------------
 
     def start(self) -> None:
+        if self._aps is not None:
+            return
+        if self._stopped:
+            self._posters = ThreadPoolExecutor(max_workers=self._size, thread_name_prefix="sitrep-remind")
+            self._stopped = False
         settings = self.deps.settings
         hour, minute = (int(part) for part in settings.digest_time.split(":"))
         aps = BackgroundScheduler(timezone=UTC)
         every = IntervalTrigger(seconds=settings.tick.total_seconds())
-        aps.add_job(self._safe(self.tick), every, id="tick", name="tick", max_instances=1, coalesce=True,
+        aps.add_job(self._first_tick(), every, id="tick", name="tick", max_instances=1, coalesce=True,
                     next_run_time=datetime.now(UTC))  # fmt: skip
         daily = CronTrigger(hour=hour, minute=minute, timezone=settings.zone)
-        aps.add_job(self._safe(self.digest), daily, id="digest", name="digest", max_instances=1, coalesce=True)
-        aps.add_job(self._safe(self.remind_action_items), daily, id="items", name="action items due",
-                    max_instances=1, coalesce=True)  # fmt: skip
+        for job, job_id in ((self.digest, "digest"), (self.remind_action_items, "items")):
+            aps.add_job(self._safe(job), daily, id=job_id, name=job_id, max_instances=1, coalesce=True,
+                        misfire_grace_time=int(DIGEST_CATCH_UP.total_seconds()))  # fmt: skip
         aps.start()
         self._aps = aps
 
@@ -78,7 +93,22 @@ class Scheduler:
         if self._aps is not None:
             self._aps.shutdown(wait=True)
             self._aps = None
-        self._posters.shutdown(wait=True)
+        if not self._stopped:
+            self._posters.shutdown(wait=True)
+            self._stopped = True
+
+    def _first_tick(self) -> object:
+        """The tick job; its first run catches up on the day's cron runs first."""
+        tick, catch_up, pending = self._safe(self.tick), self._safe(self.catch_up), [True]
+
+        def run() -> None:
+            if pending:
+                pending.clear()
+                catch_up()  # type: ignore[operator]
+            tick()  # type: ignore[operator]
+
+        run.__name__ = "tick"
+        return run
 
     def _safe(self, job: object) -> object:
         def run() -> None:
@@ -157,6 +187,22 @@ class Scheduler:
                 reminders.release_job_run(session=session, name="digest", run_key=day)
             return False
         return True
+
+    def catch_up(self, now: datetime | None = None) -> None:
+        """On start: the day's cron runs that a bot down at their time missed. Owners of items due tomorrow
+        are told whenever the bot starts after the digest time; the digest is posted only if not more than
+        DIGEST_CATCH_UP late (a morning digest in the evening helps nobody). Both claim their runs, so what a
+        replica sent already is not sent again."""
+        now = now or self.deps.now()
+        settings = self.deps.settings
+        hour, minute = (int(part) for part in settings.digest_time.split(":"))
+        local = now.astimezone(settings.zone)
+        digest_at = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+        if local < digest_at:
+            return
+        self.remind_action_items(now)
+        if local - digest_at <= DIGEST_CATCH_UP:
+            self.digest(now)
 
     def remind_action_items(self, now: datetime | None = None) -> int:
         """A direct message to the owner of each open action item due tomorrow, once per item per day."""

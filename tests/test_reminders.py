@@ -423,3 +423,39 @@ def test_a_snooze_value_that_is_not_one_of_the_buttons_is_refused(
     bot.idle()
     assert bot.incident("INC-1").next_update_due == START + timedelta(minutes=30)
     assert any("snooze" in reply for reply in bot.replies(ALICE))
+
+
+def test_on_start_the_days_missed_cron_runs_are_caught_up_once(bot: Harness, clock: FrozenClock) -> None:
+    """SITREP_DIGEST_TIME is 09:00 UTC here (the default); START is 09:00."""
+    at(clock, minutes=-10)
+    bot.command("declare sev2 Public one")
+    channel = bot.incident("INC-1").channel_id or ""
+    tomorrow = (START + timedelta(days=1)).date().isoformat()
+    bot.command(f"action Add alerts <@{BOB}> P1 due:{tomorrow}", channel=channel)
+    scheduler = bot.sitrep.scheduler
+
+    def digests() -> int:
+        return sum("Open incidents" in m["text"] for m in bot.fake.messages(bot.announce))
+
+    scheduler.catch_up()  # before the digest time: the cron job will do it
+    assert digests() == 0 and not bot.fake.dms(BOB)
+    at(clock, hours=2, minutes=1)  # started too late for a morning digest, not for the owners
+    scheduler.catch_up()
+    assert digests() == 0 and len(bot.fake.dms(BOB)) == 1
+    at(clock, days=1, minutes=30)  # the next day, half an hour late: the digest comes, once
+    scheduler.catch_up()
+    scheduler.catch_up()
+    assert scheduler.digest() is False
+    assert digests() == 1 and len(bot.fake.dms(BOB)) == 1
+
+
+def test_the_scheduler_starts_stops_and_starts_again(bot: Harness) -> None:
+    scheduler = bot.sitrep.scheduler
+    for _ in range(2):
+        scheduler.start()
+        scheduler.start()  # a second start is a no-op
+        scheduler.stop()
+        scheduler.stop()
+    scheduler.start()
+    assert scheduler._posters.submit(lambda: 1).result() == 1  # the posting pool came back with it
+    scheduler.stop()
