@@ -16,6 +16,7 @@ import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from http.server import ThreadingHTTPServer
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -41,6 +42,9 @@ def percentile(values: list[float], share: float) -> float:
 
 def serve_fake(incidents: int, pipe: Connection) -> None:
     """The fake Slack in a process of its own, as Slack is: the figures are the bot's, not the fake's."""
+    # Python's HTTP server listens with a backlog of 5: the bot's posting threads overflow it and the kernel
+    # retries a dropped SYN after a whole second, a stall of the fake's own that Slack does not have.
+    ThreadingHTTPServer.request_queue_size = 256
     with FakeSlack() as fake:
         fake.add_user("U0IC", "ic")
         channels = [fake.add_channel(f"inc-scale-{n}", ["U0IC"], bot_member=True) for n in range(incidents)]
