@@ -137,6 +137,13 @@ class ExportEvent(_Model):
     permalink: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("permalink")
+    @classmethod
+    def _link(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[^\s<>|()\[\]]+", value):
+            raise ValueError("not an http(s) link")
+        return value
+
     @property
     def announced_status(self) -> str | None:
         """The status a status update announces, or None when this event is not a status update."""
