@@ -13,25 +13,32 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
+from sqlalchemy.orm import sessionmaker
+from sqlmodel import Session, col, select
+
 from bot.standin import FakeSlack
 from bot.standin.local import LocalBot, local_bot
 from core.clock import FrozenClock
+from core.models import TimelineEntry
 
 PEOPLE = {"U0JANE": "jane", "U0ALICE": "alice", "U0BOB": "bob", "U0CAROL": "carol"}
 JANE, ALICE, BOB, CAROL = PEOPLE
+TAGGED = {"reaction", "pin", "shortcut"}  # timeline entries people made by tagging a message
 
 
 class Transcript:
     """Prints what people do and, after each step, everything the bot posted since the step before."""
 
-    def __init__(self, fake: FakeSlack, out: TextIO) -> None:
-        self.fake, self.out = fake, out
+    def __init__(self, fake: FakeSlack, out: TextIO, sessions: sessionmaker[Session] | None = None) -> None:
+        self.fake, self.out, self.sessions = fake, out, sessions
+        self.entries_seen = 0
         self.seen: set[tuple[str, str]] = set()
         self.private_seen = 0
         self.files_seen: set[str] = set()
 
     def person(self, user: str, did: str) -> None:
-        print(f"\n{PEOPLE.get(user, user)}: {did}", file=self.out)
+        who = "" if did.startswith("(") else f"{PEOPLE.get(user, user)}: "
+        print(f"\n{who}{did}", file=self.out)
 
     def _text(self, message: dict[str, Any]) -> str:
         parts = []
@@ -41,6 +48,11 @@ class Transcript:
                 parts.append(text)
             parts += [field["text"] for field in block.get("fields") or []]
             parts += [element.get("text", "") for element in block.get("elements") or [] if block["type"] == "context"]
+            buttons = [
+                e for e in block.get("elements") or [] if block["type"] == "actions" and e.get("type") == "button"
+            ]
+            if buttons:
+                parts.append(" ".join(f"[{button['text']['text']}]" for button in buttons))
         text = "\n".join(parts) or message.get("text", "")
         for user, name in PEOPLE.items():
             text = text.replace(f"<@{user}>", f"@{name}")
@@ -71,10 +83,25 @@ class Transcript:
         for message in private[self.private_seen :]:
             self._say(f"(only to @{PEOPLE.get(message.get('user', ''), '?')})", message)
         self.private_seen = len(private)
+        self.timeline_captures()
         for file_id, upload in self.fake.files.items():
             if file_id not in self.files_seen and upload.get("channels"):
                 self.files_seen.add(file_id)
                 print(f"  sitrep uploaded {upload.get('name') or upload.get('title')}", file=self.out)
+
+    def timeline_captures(self) -> None:
+        """Messages that people tagged (reaction, pin, shortcut): the bot files them without a word."""
+        if self.sessions is None:
+            return
+        with self.sessions() as session:
+            entries = session.exec(
+                select(TimelineEntry).where(col(TimelineEntry.id) > self.entries_seen).order_by(col(TimelineEntry.id))
+            ).all()
+        for entry in entries:
+            self.entries_seen = max(self.entries_seen, entry.id or 0)
+            if entry.source in TAGGED:
+                kind = entry.kind.value.replace("_", " ")
+                print(f"  sitrep files it in the timeline as {kind}, at {entry.occurred_at:%H:%M}", file=self.out)
 
 
 def play(bot: LocalBot, fake: FakeSlack, clock: FrozenClock, say: Transcript) -> str:
@@ -124,8 +151,11 @@ def play(bot: LocalBot, fake: FakeSlack, clock: FrozenClock, say: Transcript) ->
     command(BOB, "update monitoring Fix deployed; error rate back to baseline", where, minutes=5)
     due = (clock.now() + timedelta(days=7)).date().isoformat()
     command(JANE, f"action Alert on connection pool use at 70% <@{ALICE}> P1 due:{due}", where, minutes=1)
+    step(JANE, "(15 minutes pass without a status update: SEV1 asks for one every 15 minutes)",
+         lambda: bot.sitrep.scheduler.tick(clock.now()), minutes=15)  # fmt: skip
+    command(BOB, "update monitoring Error rate at baseline for 15 minutes; watching for another 15", where, minutes=2)
     command(JANE, "resolve ORM 3.2.0 opens 3x more connections per request than 3.1.2, exhausting the pool of 20",
-            where, minutes=45)  # fmt: skip
+            where, minutes=15)  # fmt: skip
     pir = next(
         upload for upload in fake.files.values() if str(upload.get("name") or upload.get("title", "")).endswith(".md")
     )
@@ -147,7 +177,7 @@ def run_demo(out: TextIO | None = None) -> int:
               file=out)  # fmt: skip
         with local_bot(fake, f"sqlite:///{tmp}/demo.db", signing_secret="demo-signing-secret", clock=clock,
                        SITREP_ANNOUNCE_CHANNEL=announce) as bot:  # fmt: skip
-            markdown = play(bot, fake, clock, Transcript(fake, out))
+            markdown = play(bot, fake, clock, Transcript(fake, out, bot.sitrep.deps.sessions))
     print("\n" + "=" * 100 + "\nThe post-incident review sitrep posted (Markdown):\n" + "=" * 100, file=out)
     print(html.unescape(markdown), file=out)
     return 0

@@ -20,6 +20,12 @@ def test_the_demo_runs_without_tokens_and_ends_with_a_pir(monkeypatch: pytest.Mo
     assert "jane: /incident declare sev2 Payment service degradation" in text
     assert "sitrep (only to @jane): INC-1 declared as SEV2" in text
     assert "sitrep uploaded INC-1-pir.md" in text
+    story = text.split("The post-incident review sitrep posted", 1)[0]
+    # a tagged message is filed silently, and the transcript says so; a missed update brings a reminder
+    assert 'alice: uses the shortcut "Add to incident timeline"\n' in story
+    assert "sitrep files it in the timeline as mitigation" in story
+    assert "*A status update is due* for *INC-1* (SEV1)" in story and "@jane @bob, please post an update." in story
+    assert "[Post update] [Snooze 15m]" in story
     pir = text.split("The post-incident review sitrep posted (Markdown):", 1)[1]
     assert "# Post-incident review: Payment service degradation" in pir
     assert "ORM 3.2.0 opens 3x more connections per request than 3.1.2" in pir
