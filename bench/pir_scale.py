@@ -2,7 +2,10 @@
 
 An incident of 10,000 events, 500 status updates and 50 action items. Goal: at most 300 ms.
 
-    .venv/bin/python bench/pir_scale.py
+    .venv/bin/python bench/pir_scale.py    (exit 1 when the median is over the goal; --no-fail to only report)
+
+The timed figure is build_pir (which runs the analysis) plus render_markdown, what `sitrep pir` and the
+bot's resolve do; the analysis alone is shown too.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.export import parse_export  # noqa: E402
 from core.pir import build_pir, render_markdown  # noqa: E402
+from core.timeline import analyze  # noqa: E402
 
 KINDS = ("investigation", "note", "communication", "mitigation", "escalation")
 
@@ -55,16 +59,27 @@ def big_export(events: int = 10_000, updates: int = 500, actions: int = 50) -> d
 
 def main() -> int:
     export = parse_export(big_export())
-    timings = []
+    updates = sum(1 for event in export.events if event.announced_status)
+    totals, analyses, renders = [], [], []
     for _ in range(5):
         started = time.perf_counter()
-        text = render_markdown(build_pir(export))
-        timings.append(time.perf_counter() - started)
-    median = statistics.median(timings) * 1000
-    print(f"PIR of {len(export.events):,} events, 500 status updates, 50 action items: "
-          f"median {median:.0f} ms of 5 (min {min(timings) * 1000:.0f}, max {max(timings) * 1000:.0f}); "
-          f"{len(text):,} characters of Markdown; goal <= 300 ms")  # fmt: skip
-    return 0
+        analyze(export)
+        analysed = time.perf_counter()
+        pir = build_pir(export)  # analyses again: build_pir is what the bot calls
+        built = time.perf_counter()
+        text = render_markdown(pir)
+        done = time.perf_counter()
+        analyses.append(analysed - started)
+        renders.append(done - built)
+        totals.append(done - analysed)
+    median = statistics.median(totals) * 1000
+    print(f"incident: {len(export.events):,} events, {updates} status updates, {len(export.action_items)} action items")
+    print(f"analyze:                      median {statistics.median(analyses) * 1000:.0f} ms")
+    print(f"render_markdown:              median {statistics.median(renders) * 1000:.0f} ms "
+          f"({len(text):,} characters)")  # fmt: skip
+    print(f"build_pir + render_markdown:  median {median:.0f} ms of 5 "
+          f"(min {min(totals) * 1000:.0f}, max {max(totals) * 1000:.0f}); goal <= 300 ms")  # fmt: skip
+    return 0 if median <= 300 or "--no-fail" in sys.argv else 1
 
 
 if __name__ == "__main__":
