@@ -58,7 +58,8 @@ def counting(scheduler: Scheduler) -> list[tuple[float, float, int]]:
 
 def test_a_restart_after_two_periods_sends_one_reminder(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'restart.db'}"
-    env = {"SITREP_CADENCE": "sev3=2s", "SITREP_TICK": "0.2s"}
+    period = 3.0
+    env = {"SITREP_CADENCE": "sev3=3s", "SITREP_TICK": "0.2s"}
     with FakeSlack() as fake:
         with running_bot(url, fake=fake, **env) as first:
             first.sitrep.scheduler.start()
@@ -68,8 +69,8 @@ def test_a_restart_after_two_periods_sends_one_reminder(tmp_path: Path) -> None:
             assert due is not None
             assert time.time() < due.timestamp() - 0.5, "the test machine was too slow to stop before the due time"
         stopped = time.time()  # the scheduler is shut down (close() waits for it)
-        assert reminder_times(fake, channel) == []
-        time.sleep(max(0.0, due.timestamp() + 2 * 2.0 + 0.3 - time.time()))  # two periods go by while down
+        assert stopped < due.timestamp() and reminder_times(fake, channel) == []
+        time.sleep(max(0.0, due.timestamp() + 2 * period + 0.3 - time.time()))  # two periods go by while down
         with running_bot(url, fake=fake, **env) as second:
             restarted = time.time()
             second.sitrep.scheduler.start()
@@ -84,7 +85,7 @@ def test_a_restart_after_two_periods_sends_one_reminder(tmp_path: Path) -> None:
             fake.wait_for(lambda: len(reminder_times(fake, channel)) == 2, timeout=5)
             second.sitrep.scheduler.stop()
         times = reminder_times(fake, channel)
-        assert len(times) == 2 and times[1] - times[0] >= 2.0 - 0.3
+        assert len(times) == 2 and times[1] - times[0] >= period - 0.3
 
 
 @pytest.mark.postgres
