@@ -131,9 +131,31 @@ def _alembic_config(engine: Engine) -> Config:
     return config
 
 
+# Any constant shared by every sitrep process: the key of the PostgreSQL advisory lock around migrations.
+MIGRATION_LOCK = 0x5179_7265
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """On PostgreSQL, one process migrates at a time: replicas that start together on an empty database would
+    otherwise all create the same tables, and all but one fail. (SQLite's write lock already serialises them.)"""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as connection:
+        connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+        connection.commit()
+        try:
+            yield
+        finally:
+            connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+            connection.commit()
+
+
 def upgrade(engine: Engine) -> None:
-    """Apply every migration not yet applied (a second run changes nothing)."""
-    command.upgrade(_alembic_config(engine), "head")
+    """Apply every migration not yet applied (a second run changes nothing; concurrent runs wait their turn)."""
+    with _migration_lock(engine):
+        command.upgrade(_alembic_config(engine), "head")
 
 
 def is_up_to_date(engine: Engine) -> bool:
