@@ -25,6 +25,7 @@ log = logging.getLogger("sitrep.scheduler")
 SNOOZES = (("15m", 15), ("30m", 30), ("1h", 60))
 # A bot that was down at digest time posts the day's digest on start within this long after it.
 DIGEST_CATCH_UP = timedelta(hours=2)
+DIGEST_LIMIT = 50  # incidents listed in the digest; the rest are counted
 
 
 def escalation_mention(target: str) -> str:
@@ -177,10 +178,11 @@ class Scheduler:
             incidents = [i for i in store.open_incidents(session=session) if not i.private]
         if not incidents:
             return True
+        incidents.sort(key=lambda incident: (incident.severity.level, incident.declared_at))  # most severe first
+        shown, more = incidents[:DIGEST_LIMIT], len(incidents) - DIGEST_LIMIT
         try:
-            self.deps.client.chat_postMessage(
-                channel=channel, text=render.mrkdwn("digest", incidents=incidents, now=now)
-            )
+            text = render.mrkdwn("digest", incidents=shown, more=more, now=now)
+            self.deps.client.chat_postMessage(channel=channel, text=text)
         except Exception:  # noqa: BLE001 - logged; the day's claim goes back so that a later run may post it
             log.exception("the digest of %s could not be posted in %s", day, channel, extra={"channel": channel})
             with self.deps.tx() as session:

@@ -459,3 +459,26 @@ def test_the_scheduler_starts_stops_and_starts_again(bot: Harness) -> None:
     scheduler.start()
     assert scheduler._posters.submit(lambda: 1).result() == 1  # the posting pool came back with it
     scheduler.stop()
+
+
+def test_the_digest_lists_the_most_severe_first_and_says_which_updates_are_overdue(
+    bot: Harness, clock: FrozenClock
+) -> None:
+    bot.command("declare sev3 Slow search")
+    at(clock, minutes=5)
+    bot.command("declare sev1 Payments down")
+    at(clock, minutes=45)
+    bot.command("update investigating looking at the payments gateway", channel=bot.incident("INC-2").channel_id)
+    at(clock, minutes=50)
+    bot.command("update identified a bad certificate", channel=bot.incident("INC-2").channel_id)
+    at(clock, hours=1, minutes=55)
+    bot.command("declare sev2 Fresh one")
+    at(clock, hours=2)  # sev1's update (10 min after 09:50) is overdue; sev3's hour from 09:00 is too
+    assert bot.sitrep.scheduler.tick() == 2  # reminded: their due times move on, but they stay overdue
+    assert bot.sitrep.scheduler.digest()
+    lines = bot.fake.messages(bot.announce)[-1]["text"].splitlines()
+    assert "(3)" in lines[0] and len(lines) == 4
+    assert lines[1].startswith("• *INC-2* SEV1") and "last update 1 h 10 min ago" in lines[1]
+    assert lines[2].startswith("• *INC-3* SEV2") and "overdue" not in lines[2]
+    assert lines[3].startswith("• *INC-1* SEV3") and "no status update yet" in lines[3]
+    assert "overdue" in lines[1] and "overdue" in lines[3]
