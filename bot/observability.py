@@ -37,7 +37,11 @@ class Redactor(logging.Filter):
         return _TOKEN.sub(REDACTED, text)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = self.scrub(record.getMessage())
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed call (args not matching the format) still gets logged
+            message = f"{record.msg} {record.args}"
+        record.msg = self.scrub(message)
         record.args = None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)

@@ -135,3 +135,8 @@ def test_the_redactor_scrubs_every_kind_of_slack_token_and_the_configured_secret
     record = logging.makeLogRecord({"msg": "token %s", "args": ("xoxb-1-2",), "extra_field": "xapp-1-Z"})
     assert redactor.filter(record) and record.getMessage() == f"token {REDACTED}"
     assert record.extra_field == REDACTED  # type: ignore[attr-defined]
+
+
+def test_a_malformed_log_call_is_still_scrubbed_and_never_raises() -> None:
+    record = logging.makeLogRecord({"msg": "two %s %s", "args": ("xoxb-9-9",)})
+    assert Redactor([]).filter(record) and "xoxb" not in record.getMessage() and REDACTED in record.getMessage()
