@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 
@@ -45,3 +46,18 @@ def test_the_declare_button_opens_the_declare_modal(bot: Harness) -> None:
     bot.slack.block_action("sitrep_home_declare", user=ALICE, view={**view, "id": "VHOME"})
     bot.idle()
     assert bot.fake.last_view("sitrep_declare") is not None
+
+
+def test_action_items_are_listed_by_due_date_and_overdue_ones_marked(bot: Harness) -> None:
+    bot.command("declare sev3 Slow search")
+    channel = bot.incident("INC-1").channel_id
+    today = bot.sitrep.deps.now().date()
+    for title, due in (("Later", today + timedelta(days=3)), ("Late", today - timedelta(days=1)),
+                       ("Now", today)):  # fmt: skip
+        bot.command(f"action {title} <@{ALICE}> P3 due:{due.isoformat()}", channel=channel)
+    bot.command(f"action Someday <@{ALICE}>", channel=channel)
+    texts = [b["text"]["text"] for b in open_home(bot, ALICE)["blocks"] if b["type"] == "section"]
+    items = texts[texts.index("*Your action items*") + 1 :]
+    assert [t.split(" (")[0] for t in items] == ["Late", "Now", "Later", "Someday"]
+    assert ":warning: overdue" in items[0] and ", today)" not in items[0]
+    assert items[1].endswith(", today) from *INC-1*") and "overdue" not in items[2] + items[3]
