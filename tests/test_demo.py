@@ -4,19 +4,30 @@ from __future__ import annotations
 
 import io
 import os
+import re
+from pathlib import Path
 
 import pytest
 
 from bot.demo import run_demo
 
+README = Path(__file__).parent.parent / "README.md"
 
-def test_the_demo_runs_without_tokens_and_ends_with_a_pir(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith(("SLACK_", "SITREP_")) or name == "DATABASE_URL":
-            monkeypatch.delenv(name)
-    out = io.StringIO()
-    assert run_demo(out) == 0
-    text = out.getvalue()
+
+@pytest.fixture(scope="module")
+def transcript() -> str:
+    """One run of the demo for this file, with every Slack, sitrep and database setting removed."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for name in list(os.environ):
+            if name.startswith(("SLACK_", "SITREP_")) or name == "DATABASE_URL":
+                monkeypatch.delenv(name)
+        out = io.StringIO()
+        assert run_demo(out) == 0
+    return out.getvalue()
+
+
+def test_the_demo_runs_without_tokens_and_ends_with_a_pir(transcript: str) -> None:
+    text = transcript
     assert "jane: /incident declare sev2 Payment service degradation" in text
     assert "sitrep (only to @jane): INC-1 declared as SEV2" in text
     assert "sitrep uploaded INC-1-pir.md" in text
@@ -31,3 +42,18 @@ def test_the_demo_runs_without_tokens_and_ends_with_a_pir(monkeypatch: pytest.Mo
     assert "ORM 3.2.0 opens 3x more connections per request than 3.1.2" in pir
     assert "| Alert on connection pool use at 70% | alice | P1 |" in pir
     assert "Rolled back user-api to v2.3.9" in pir and "@bob" in pir and "<@U0" not in pir
+
+
+def test_the_readme_transcript_is_what_the_demo_prints(transcript: str) -> None:
+    """The excerpt in the README is real: each of its lines is a line of the demo, in the same order."""
+    block = README.read_text().split("<!-- demo transcript", 1)[1].split("```\n", 2)[1]
+    lines = [line for line in block.splitlines() if line.strip()]
+    assert len(lines) >= 10
+    demo = transcript.splitlines()
+    at = 0
+    for line in lines:
+        # the story runs on today's date and the last two hours: dates and times are the demo's own
+        pattern = re.compile(re.sub(r"\d+", r"\\d+", re.escape(line)) + "$")
+        found = next((i for i in range(at, len(demo)) if pattern.match(demo[i])), None)
+        assert found is not None, f"not in the demo's output (after line {at}): {line}"
+        at = found + 1
