@@ -140,3 +140,23 @@ def test_the_redactor_scrubs_every_kind_of_slack_token_and_the_configured_secret
 def test_a_malformed_log_call_is_still_scrubbed_and_never_raises() -> None:
     record = logging.makeLogRecord({"msg": "two %s %s", "args": ("xoxb-9-9",)})
     assert Redactor([]).filter(record) and "xoxb" not in record.getMessage() and REDACTED in record.getMessage()
+
+
+def test_reminder_metrics_move_when_reminders_are_sent_or_missed(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from core.clock import FrozenClock
+
+    clock = FrozenClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    with running_bot(f"sqlite:///{tmp_path}/r.db", clock=clock) as bot:
+        bot.command("declare sev1 Reminders counted")
+        scheduler = bot.sitrep.scheduler
+        clock.advance(minutes=16)  # the SEV1 cadence is 15 min
+        assert scheduler.tick(clock.now()) == 1
+        clock.advance(minutes=15)
+        bot.fake.fail_next("chat.postMessage", error="channel_not_found")
+        assert scheduler.tick(clock.now()) == 0  # missed: the claim goes back
+        text = generate_latest(bot.sitrep.deps.metrics.registry).decode()
+    assert 'sitrep_reminders_sent_total{escalated="no",severity="sev1"} 1.0' in text
+    assert 'sitrep_reminders_missed_total{severity="sev1"} 1.0' in text
+    assert 'sitrep_slack_api_errors_total{error="channel_not_found",method="chat.postMessage"} 1.0' in text
