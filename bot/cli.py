@@ -24,6 +24,8 @@ def _settings() -> Settings:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import contextlib
+
     from bot.app import create_app
     from bot.observability import configure_logging
     from bot.server import Server, WsgiApp
@@ -32,19 +34,45 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings()
     secrets = [settings.slack_bot_token, settings.slack_signing_secret, settings.slack_app_token]
     configure_logging(secrets=[secret.get_secret_value() for secret in secrets if secret is not None])
+    log = logging.getLogger("sitrep")
     sitrep = create_app(settings)
+    _stop_on_sigterm()
     sitrep.executor.submit(resume_declarations, sitrep.deps)
     sitrep.scheduler.start()
     port = args.port or settings.port
-    if settings.socket_mode:
-        # Slack's requests come over the socket; the port serves only /healthz and /metrics.
-        Server(WsgiApp(sitrep, slack_events=False), port=port, threads=2).start()
-        logging.getLogger("sitrep").info("Socket Mode; health and metrics on port %s", port)
-        socket_mode_handler(sitrep).start()
-        return 0
-    logging.getLogger("sitrep").info("listening on port %s", port)
-    Server(WsgiApp(sitrep), port=port).serve_forever()
+    try:
+        if settings.socket_mode:
+            # Slack's requests come over the socket; the port serves only /healthz and /metrics.
+            health = Server(WsgiApp(sitrep, slack_events=False), port=port, threads=2).start()
+            log.info("Socket Mode; health and metrics on port %s", port)
+            handler = socket_mode_handler(sitrep)
+            try:
+                handler.start()
+            finally:
+                with contextlib.suppress(Exception):  # slack_sdk's close can race its own reader thread
+                    handler.close()
+                health.stop()
+        else:
+            log.info("listening on port %s", port)
+            Server(WsgiApp(sitrep), port=port).serve_forever()  # waitress closes itself on an interrupt
+    except KeyboardInterrupt:
+        pass
+    finally:
+        log.info("stopping: finishing the work in flight")
+        sitrep.close()
+    log.info("stopped")
     return 0
+
+
+def _stop_on_sigterm() -> None:
+    """`docker stop` sends SIGTERM. Python ignores it as PID 1 of a container (the kernel gives PID 1 no default
+    action) and would be killed 10 s later mid-work; stop the way Ctrl-C does instead, cleanly."""
+    import signal
+
+    def stop(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def socket_mode_handler(sitrep: Sitrep) -> ObservedSocketModeHandler:
