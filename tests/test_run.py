@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -26,6 +28,13 @@ def free_port() -> int:
 
 @contextmanager
 def sitrep_run(env: dict[str, str], cwd: Path) -> Iterator[int]:
+    with sitrep_process(env, cwd) as (port, _process):
+        yield port
+
+
+@contextmanager
+def sitrep_process(env: dict[str, str], cwd: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """`sitrep run` on a free port, once /healthz answers 200."""
     port = free_port()
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SITREP_", "DATABASE_URL"))}
     process = subprocess.Popen([SITREP, "run", "--port", str(port)], env={**clean, **env}, cwd=cwd,
@@ -40,7 +49,7 @@ def sitrep_run(env: dict[str, str], cwd: Path) -> Iterator[int]:
                         break
             except OSError:
                 time.sleep(0.1)
-        yield port
+        yield port, process
     finally:
         process.terminate()
         process.wait(10)
@@ -74,3 +83,15 @@ def test_socket_mode_serves_health_but_not_unverified_slack_requests(tmp_path: P
                 raise AssertionError("an unverified request was accepted")
             except urllib.error.HTTPError as error:
                 assert error.code == 404
+
+
+def test_sigterm_stops_it_cleanly_as_docker_stop_does(tmp_path: Path) -> None:
+    """In a container the process is PID 1, where an unhandled SIGTERM is ignored: sitrep must handle it."""
+    with FakeSlack() as fake:
+        env = {"SLACK_BOT_TOKEN": fake.bot_token, "SLACK_SIGNING_SECRET": "s3cret", "SLACK_API_URL": fake.api_url}
+        with sitrep_process(env, tmp_path) as (_port, process):
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(10) == 0  # a clean exit, not death by the signal (-15)
+            output = process.stdout.read().decode() if process.stdout else ""
+    lines = [json.loads(line)["message"] for line in output.splitlines() if line.startswith("{")]
+    assert "stopping: finishing the work in flight" in lines and lines[-1] == "stopped"
