@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -81,6 +82,15 @@ def configure_logging(*, secrets: Iterable[str], stream: TextIO | None = None, l
     root.addHandler(handler)
     root.setLevel(level)
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    # Uncaught exceptions would print a bare traceback on standard error: log them, as JSON and scrubbed.
+    crash = logging.getLogger("sitrep.crash")
+    sys.excepthook = lambda kind, error, trace: crash.critical(
+        "uncaught exception", exc_info=(kind, error, trace)
+    )  # fmt: skip
+    threading.excepthook = lambda hook: crash.error(
+        "uncaught exception in thread %s", hook.thread.name if hook.thread else "?",
+        exc_info=(hook.exc_type, hook.exc_value or hook.exc_type(), hook.exc_traceback),
+    )  # fmt: skip
 
 
 class OpenIncidents(Collector):

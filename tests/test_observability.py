@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,8 +25,11 @@ def logs() -> Iterator[io.StringIO]:
     root = logging.getLogger()
     saved = (list(root.handlers), root.level)
     stream = io.StringIO()
-    configure_logging(secrets=[BOT_TOKEN, SIGNING_SECRET], stream=stream)
-    yield stream
+    with pytest.MonkeyPatch.context() as hooks:  # configure_logging replaces both; put them back after
+        hooks.setattr(sys, "excepthook", sys.excepthook)
+        hooks.setattr(threading, "excepthook", threading.excepthook)
+        configure_logging(secrets=[BOT_TOKEN, SIGNING_SECRET], stream=stream)
+        yield stream
     for handler in list(root.handlers):
         root.removeHandler(handler)
     for handler in saved[0]:
@@ -160,3 +165,18 @@ def test_reminder_metrics_move_when_reminders_are_sent_or_missed(tmp_path: Path)
     assert 'sitrep_reminders_sent_total{escalated="no",severity="sev1"} 1.0' in text
     assert 'sitrep_reminders_missed_total{severity="sev1"} 1.0' in text
     assert 'sitrep_slack_api_errors_total{error="channel_not_found",method="chat.postMessage"} 1.0' in text
+
+
+def test_an_uncaught_exception_in_a_thread_is_logged_as_json_and_scrubbed(
+    logs: io.StringIO, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def crash() -> None:
+        raise RuntimeError(f"request failed with {BOT_TOKEN}")
+
+    thread = threading.Thread(target=crash, name="crasher")
+    thread.start()
+    thread.join()
+    (line,) = [json.loads(line) for line in logs.getvalue().splitlines()]
+    assert line["message"] == "uncaught exception in thread crasher" and line["level"] == "error"
+    assert "RuntimeError: request failed with [redacted]" in line["error"] and BOT_TOKEN not in logs.getvalue()
+    assert BOT_TOKEN not in capsys.readouterr().err  # nothing went around the log
