@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import statistics
 import sys
 import tempfile
@@ -94,8 +95,10 @@ def run(url: str, label: str, incidents: int, ticks: int) -> None:
     finally:
         here.send("stop")
         process.join(10)
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(f"{label}: {incidents:,} open incidents, {ticks} ticks, {posted:,} reminders posted "
           f"({posted / ticks:.0f} per tick), Slack latency 5 ms")  # fmt: skip
+    print(f"  load average {load} on {os.cpu_count()} CPUs (the fake Slack shares them)")
     for name, values, goal in (("nothing due", idle, 0.1), ("500 due", busy, 1.0)):
         print(f"  {name:>11}: median {statistics.median(values) * 1000:.0f} ms, p99 "
               f"{percentile(values, 0.99) * 1000:.0f} ms (goal <= {goal * 1000:.0f} ms)")  # fmt: skip
