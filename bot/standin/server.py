@@ -125,6 +125,12 @@ def _encode_cursor(offset: int) -> str:
     return base64.b64encode(f"offset:{offset}".encode()).decode()
 
 
+class _Server(ThreadingHTTPServer):
+    # Python's default backlog of 5 drops connections when several bots post at once (each drop stalls the
+    # client for a second); Slack itself never refuses a connection for that.
+    request_queue_size = 128
+
+
 class FakeSlack:
     """A stateful fake of the Slack Web API on 127.0.0.1 (context manager, or start()/stop())."""
 
@@ -177,7 +183,7 @@ class FakeSlack:
     # ----------------------------------------------------------------- lifecycle
 
     def start(self) -> Self:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _RequestHandler)
+        self._server = _Server(("127.0.0.1", 0), _RequestHandler)
         self._server.daemon_threads = True
         self._server.fake = self  # type: ignore[attr-defined]
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), name="fakeslack", daemon=True)
