@@ -313,9 +313,15 @@ def assign_role(deps: Deps, incident: Incident, *, role: Role, user_id: str, act
 
 
 def is_member(deps: Deps, channel_id: str, user_id: str) -> bool:
+    """Whether the user is in the channel. A private channel the bot was removed from counts as not visible."""
     cursor = None
     while True:
-        response = deps.client.conversations_members(channel=channel_id, cursor=cursor, limit=1000)
+        try:
+            response = deps.client.conversations_members(channel=channel_id, cursor=cursor, limit=1000)
+        except SlackApiError as exc:
+            if slack_error(exc) in ("channel_not_found", "not_in_channel"):
+                return False
+            raise
         if user_id in response["members"]:
             return True
         cursor = (response.get("response_metadata") or {}).get("next_cursor")
