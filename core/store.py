@@ -55,6 +55,14 @@ def require_incident_channel(*, session: Session, channel_id: str, command: str 
     return incident
 
 
+def reload(*, session: Session, incident: Incident) -> Incident:
+    """The incident's current row in this session (the object may come from an earlier, closed session)."""
+    row = session.get(Incident, incident.id)
+    if row is None:
+        raise NotFound(f"{incident.key} no longer exists.")
+    return row
+
+
 def incident_by_key(*, session: Session, key: str) -> Incident:
     normalised = key.strip().upper()
     if normalised.isdigit():

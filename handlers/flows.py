@@ -247,7 +247,7 @@ def status_update(deps: Deps, incident: Incident, *, phase: Phase | None, text: 
     chosen = phase or incident.phase
     phase_changed = chosen != incident.phase
     with deps.tx() as session:
-        incident = store.require_incident_channel(session=session, channel_id=incident.channel_id or "")
+        incident = store.reload(session=session, incident=incident)
         update = store.post_status_update(
             session=session,
             incident=incident,
@@ -278,7 +278,7 @@ def status_update(deps: Deps, incident: Incident, *, phase: Phase | None, text: 
 
 def change_severity(deps: Deps, incident: Incident, *, severity: Severity, reason: str, actor_id: str) -> None:
     with deps.tx() as session:
-        incident = store.require_incident_channel(session=session, channel_id=incident.channel_id or "")
+        incident = store.reload(session=session, incident=incident)
         before = incident.severity
         store.change_severity(
             session=session,
@@ -301,7 +301,7 @@ def change_severity(deps: Deps, incident: Incident, *, severity: Severity, reaso
 
 def assign_role(deps: Deps, incident: Incident, *, role: Role, user_id: str, actor_id: str) -> None:
     with deps.tx() as session:
-        incident = store.require_incident_channel(session=session, channel_id=incident.channel_id or "")
+        incident = store.reload(session=session, incident=incident)
         store.assign_role(
             session=session, incident=incident, role=role, user_id=user_id, actor_id=actor_id, now=deps.now()
         )

@@ -19,7 +19,7 @@ log = logging.getLogger("sitrep.resolution")
 def remember_names(deps: Deps, incident: Incident) -> dict[str, str]:
     """Look up the display names of everyone in the incident and keep them with it (exports need no Slack)."""
     with deps.tx() as session:
-        incident = store.incident_by_key(session=session, key=incident.key or "")
+        incident = store.reload(session=session, incident=incident)
         users = {
             incident.commander_id,
             incident.declared_by,
@@ -45,7 +45,7 @@ def post_pir(deps: Deps, incident: Incident) -> str:
     """Post the PIR: a summary message within Slack's limits, then the full Markdown as a file."""
     names = remember_names(deps, incident)
     with deps.tx() as session:
-        incident = store.incident_by_key(session=session, key=incident.key or "")
+        incident = store.reload(session=session, incident=incident)
         export = export_incident(session=session, incident=incident, names=names)
     pir = build_pir(export, cadence=deps.settings.cadence, timezone=deps.settings.timezone, now=deps.now())
     filename = f"{incident.key}-pir.md"
@@ -79,7 +79,7 @@ def resolve(
     five_whys: Iterable[Mapping[str, str]] = (),
 ) -> None:
     with deps.tx() as session:
-        incident = store.incident_by_key(session=session, key=incident.key or "")
+        incident = store.reload(session=session, incident=incident)
         store.resolve(
             session=session,
             incident=incident,
@@ -99,7 +99,7 @@ def resolve(
 
 def reopen(deps: Deps, incident: Incident, *, actor_id: str) -> None:
     with deps.tx() as session:
-        incident = store.incident_by_key(session=session, key=incident.key or "")
+        incident = store.reload(session=session, incident=incident)
         store.reopen(
             session=session, incident=incident, actor_id=actor_id, now=deps.now(), cadence=deps.settings.cadence
         )
