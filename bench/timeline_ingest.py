@@ -100,7 +100,7 @@ def main() -> int:
         try:
             wait_healthy(port)
             if os.environ.get("SITREP_BENCH_PROFILE"):  # e.g. SITREP_BENCH_PROFILE=/tmp/bot.txt (py-spy installed)
-                spy = [str(Path(sys.executable).parent / "py-spy"), "record", "--gil", "--format", "raw", "-d", "10"]
+                spy = [str(Path(sys.executable).parent / "py-spy"), "record", "--gil", "--format", "raw", "-d", "10", "-r", "1000"]
                 subprocess.Popen([*spy, "-o", os.environ["SITREP_BENCH_PROFILE"], "-p", str(bot.pid)],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
             local = threading.local()
