@@ -118,8 +118,9 @@ def create_app(
     def _on_error(error: Exception, body: dict[str, Any]) -> None:
         handle_error(deps, error, body)
 
-    # Each surface registers its listeners; events comes last, for its catch-all.
-    for module in (commands, views, actions, shortcuts, timeline_view, reminders, home, events):
+    # Each surface registers its listeners. Bolt tries them in this order for every request, so the busiest
+    # (events: every message and reaction) come first; home's event listener precedes the events catch-all.
+    for module in (home, events, commands, views, actions, shortcuts, timeline_view, reminders):
         module.register(bolt)
     return Sitrep(bolt=bolt, deps=deps, engine=engine, executor=executor, scheduler=Scheduler(deps))
 

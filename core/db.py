@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, Generic, TypeVar
 from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
+T = TypeVar("T")
 READ_ONLY = "sitrep_read_only"
 _WRITE_LOCKS: WeakKeyDictionary[Engine, threading.Lock] = WeakKeyDictionary()
 
@@ -92,6 +93,75 @@ def reading(factory: sessionmaker[Session]) -> Iterator[Session]:
     bind = engine.execution_options(**{READ_ONLY: True}) if engine is not None else None
     with factory(bind=bind) if bind is not None else factory() as session:
         yield session  # closing ends the transaction; the objects read stay usable, detached
+
+
+class _Unit(Generic[T]):
+    __slots__ = ("work", "done", "result", "error")
+
+    def __init__(self, work: Callable[[Session], T]) -> None:
+        self.work = work
+        self.done = False
+        self.result: T | None = None
+        self.error: BaseException | None = None
+
+
+class GroupCommit:
+    """Small units of work from many threads, committed together (group commit).
+
+    A thread hands its unit to `run` and waits. The first waiting thread leads: it runs every unit waiting then
+    in one transaction and commits once, while the next units gather for the following transaction. Under load
+    this spends one BEGIN/COMMIT (and on PostgreSQL one WAL flush) on many units; alone, a unit runs at once.
+
+    A unit touches the database only through the session it is given, and may run twice: when one unit fails,
+    the batch is rolled back and each unit runs again in a transaction of its own, so that a bad unit costs the
+    others nothing but time, and `run` raises only that unit's own error."""
+
+    def __init__(self, sessions: sessionmaker[Session], *, max_batch: int = 64) -> None:
+        self._sessions = sessions
+        self._max_batch = max_batch
+        self._changed = threading.Condition()
+        self._waiting: list[_Unit[Any]] = []
+        self._leading = False
+
+    def run(self, work: Callable[[Session], T]) -> T:
+        unit: _Unit[T] = _Unit(work)
+        with self._changed:
+            self._waiting.append(unit)
+            while not unit.done:
+                if self._leading:
+                    self._changed.wait()
+                    continue
+                self._leading = True
+                batch, self._waiting = self._waiting[: self._max_batch], self._waiting[self._max_batch :]
+                self._changed.release()
+                try:
+                    self._commit(batch)
+                finally:
+                    self._changed.acquire()
+                    self._leading = False
+                    self._changed.notify_all()
+        if unit.error is not None:
+            raise unit.error
+        return unit.result  # type: ignore[return-value]
+
+    def _commit(self, batch: list[_Unit[Any]]) -> None:
+        if len(batch) > 1:
+            try:
+                with transaction(self._sessions) as session:
+                    results = [unit.work(session) for unit in batch]
+            except Exception:  # noqa: BLE001 - each unit runs again alone, and reports its own error
+                pass
+            else:
+                for unit, result in zip(batch, results, strict=True):
+                    unit.result, unit.done = result, True
+                return
+        for unit in batch:
+            try:
+                with transaction(self._sessions) as session:
+                    unit.result = unit.work(session)
+            except BaseException as error:  # noqa: BLE001 - handed to the unit's own thread
+                unit.error = error
+            unit.done = True
 
 
 def dialect_insert(session: Session, table: sa.Table) -> Any:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from slack_bolt import BoltContext
 from slack_sdk import WebClient
@@ -18,9 +18,10 @@ from sqlmodel import Session
 from bot.settings import Settings
 from core import store
 from core.clock import Clock
-from core.db import reading, transaction
+from core.db import GroupCommit, reading, transaction
 
 NEGATIVE_CACHE_SECONDS = 2.0
+T = TypeVar("T")
 
 
 @dataclass
@@ -34,6 +35,10 @@ class Deps:
     metrics: Any = None
     executor: Executor | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    group_commit: GroupCommit = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.group_commit = GroupCommit(self.sessions)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Deps:
         """Shared services are not copied (Bolt deep-copies the context for lazy listeners)."""
@@ -61,6 +66,11 @@ class Deps:
         """A unit of work that writes (committed at the end)."""
         with transaction(self.sessions) as session:
             yield session
+
+    def together(self, work: Callable[[Session], T]) -> T:
+        """A small unit of work that writes, committed together with the others waiting (see GroupCommit):
+        the busiest path, Slack events, spends one transaction on many events."""
+        return self.group_commit.run(work)
 
     @contextmanager
     def read(self) -> Iterator[Session]:

@@ -31,11 +31,14 @@ def once(deps: Deps, body: dict[str, Any], channel: str | None, effect: Effect) 
     if incident_id is None:
         return False
     event_id = str(body.get("event_id") or "")
-    with deps.tx() as session:
+
+    def claimed_with_effect(session: Session) -> bool:
         if event_id and not store.claim_event(session=session, event_id=event_id, now=deps.now()):
             return False
         effect(session, incident_id)
-    return True
+        return True
+
+    return deps.together(claimed_with_effect)
 
 
 def already_processed(deps: Deps, body: dict[str, Any]) -> bool:
@@ -167,10 +170,11 @@ def _deleted(session: Session, channel: str, ts: str) -> None:
 
 
 def register(app: App) -> None:
+    # Most frequent first: Bolt tries the listeners in order.
+    app.event("message")(in_background(on_message))
     app.event("reaction_added")(in_background(on_reaction))
     app.event("reaction_removed")(in_background(on_reaction))
     app.event("pin_added")(in_background(on_pin))
     app.event("pin_removed")(in_background(on_pin))
-    app.event("message")(in_background(on_message))
     # Last, so that the listeners above match first.
     app.event(re.compile(".*"))(_ignore)
