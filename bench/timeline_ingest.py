@@ -156,6 +156,8 @@ def main() -> int:
         print(f"  bot process CPU time: {cpu:.1f} s ({cpu / len(deliveries) * 1000:.1f} ms per delivery; "
               f"{system:.1f} s of it in the kernel); "
               f"this process (Slack's side): {own_cpu:.1f} s")  # fmt: skip
+        reads = len(fake.calls_to("conversations.history")) + len(fake.calls_to("conversations.replies"))
+        print(f"  Slack reads by the bot: {reads} for {len(events)} events")
         print(f"  entries stored: {count}, duplicates found: {count - (distinct or 0)}, "
               f"non-2xx answers: {sum(1 for s in statuses if s // 100 != 2)}")  # fmt: skip
     return 0

@@ -19,6 +19,7 @@ from bot.settings import Settings
 from core import store
 from core.clock import Clock
 from core.db import GroupCommit, reading, transaction
+from handlers.messages import MessageReader
 
 NEGATIVE_CACHE_SECONDS = 2.0
 T = TypeVar("T")
@@ -36,9 +37,11 @@ class Deps:
     executor: Executor | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     group_commit: GroupCommit = field(init=False, repr=False)
+    messages: MessageReader = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.group_commit = GroupCommit(self.sessions)
+        self.messages = MessageReader(self.client)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Deps:
         """Shared services are not copied (Bolt deep-copies the context for lazy listeners)."""

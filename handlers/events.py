@@ -54,25 +54,6 @@ def is_incident_channel(deps: Deps, channel: str | None) -> bool:
     return deps.incident_id_of_channel(channel) is not None
 
 
-def fetch_message(deps: Deps, channel: str, ts: str) -> dict[str, Any] | None:
-    """Read one message, also a thread reply (conversations.history holds only top-level messages)."""
-    history = deps.client.conversations_history(channel=channel, latest=ts, inclusive=True, limit=1)
-    for message in history.get("messages") or []:
-        if message.get("ts") == ts:
-            return dict(message)
-    try:
-        # For the ts of a reply Slack returns its thread, parent first: the window [ts, ts] keeps the reply, and
-        # limit=2 leaves room for the parent where Slack adds it anyway.
-        replies = deps.client.conversations_replies(
-            channel=channel, ts=ts, oldest=ts, latest=ts, inclusive=True, limit=2
-        )
-    except SlackApiError as exc:
-        if exc.response.get("error") in ("thread_not_found", "message_not_found"):
-            return None
-        raise
-    return next((dict(m) for m in replies.get("messages") or [] if m.get("ts") == ts), None)
-
-
 def permalink(deps: Deps, channel: str, ts: str, thread_ts: str | None = None) -> str | None:
     """The message's link, built like Slack's own from the workspace URL (no API call per message)."""
     if deps.team_url:
@@ -89,7 +70,7 @@ def tag(deps: Deps, body: dict[str, Any], *, channel: str, ts: str, tag_name: st
     """Tag a message of an incident channel into that incident's timeline."""
     if not is_incident_channel(deps, channel) or already_processed(deps, body):
         return
-    message = message or fetch_message(deps, channel, ts)
+    message = message or deps.messages.read(channel, ts)
     if message is None:
         return
     link = permalink(deps, channel, ts, message.get("thread_ts"))
@@ -104,13 +85,30 @@ def tag(deps: Deps, body: dict[str, Any], *, channel: str, ts: str, tag_name: st
     once(deps, body, channel, effect)
 
 
-def on_reaction(deps: Deps, body: dict[str, Any]) -> None:
-    event = body["event"]
+def _tagging_reaction(deps: Deps, event: dict[str, Any]) -> tuple[str, str, str] | None:
+    """(channel, ts, reaction) of a reaction that tags (or untags) a message, else None."""
     item = event.get("item") or {}
     reaction = str(event.get("reaction") or "").split("::")[0]  # `+1::skin-tone-2` is `+1`
     if reaction not in deps.settings.timeline_emoji or item.get("type") != "message":
-        return
+        return None
     channel, ts = item.get("channel"), item.get("ts")
+    return (channel, ts, reaction) if channel and ts else None
+
+
+def expect_reacted_message(deps: Deps, body: dict[str, Any]) -> None:
+    """At the ack: the work will read the message reacted to (see MessageReader)."""
+    event = body["event"]
+    tagging = _tagging_reaction(deps, event) if event["type"] == "reaction_added" else None
+    if tagging is not None and is_incident_channel(deps, tagging[0]):
+        deps.messages.expect(tagging[0], tagging[1])
+
+
+def on_reaction(deps: Deps, body: dict[str, Any]) -> None:
+    event = body["event"]
+    tagging = _tagging_reaction(deps, event)
+    if tagging is None:
+        return
+    channel, ts, reaction = tagging
     tag_name = f"reaction:{event.get('user')}:{reaction}"
     if event["type"] == "reaction_added":
         tag(deps, body, channel=channel, ts=ts, tag_name=tag_name, source="reaction")
@@ -172,7 +170,7 @@ def _deleted(session: Session, channel: str, ts: str) -> None:
 def register(app: App) -> None:
     # Most frequent first: Bolt tries the listeners in order.
     app.event("message")(in_background(on_message))
-    app.event("reaction_added")(in_background(on_reaction))
+    app.event("reaction_added")(in_background(on_reaction, at_ack=expect_reacted_message))
     app.event("reaction_removed")(in_background(on_reaction))
     app.event("pin_added")(in_background(on_pin))
     app.event("pin_removed")(in_background(on_pin))

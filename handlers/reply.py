@@ -108,8 +108,9 @@ def guarded(work: Work) -> Callable[..., None]:
 RETRY_KEY = "sitrep_retry_num"
 
 
-def in_background(work: Work) -> Callable[..., None]:
-    """An event listener that hands `work(deps, body)` to the worker pool and returns at once.
+def in_background(work: Work, *, at_ack: Work | None = None) -> Callable[..., None]:
+    """An event listener that hands `work(deps, body)` to the worker pool and returns at once; `at_ack`, if
+    given, runs first, before the ack (keep it cheap and free of Slack calls).
 
     Bolt acknowledges events by itself; unlike a lazy listener this does not deep-copy the request, which
     matters on the busiest path (every message and reaction)."""
@@ -118,6 +119,8 @@ def in_background(work: Work) -> Callable[..., None]:
     def submit(body: dict[str, Any], context: Any, request: Any) -> None:
         deps = deps_of(context)
         assert deps.executor is not None
+        if at_ack is not None:
+            at_ack(deps, body)
         retry = (request.headers.get("x-slack-retry-num") or [None])[0]
         deps.executor.submit(guarded_work, {**body, RETRY_KEY: retry} if retry else body, {"deps": deps})
 
