@@ -96,8 +96,9 @@ def main() -> int:
         env = {**os.environ, "SLACK_BOT_TOKEN": fake.bot_token, "SLACK_SIGNING_SECRET": SECRET,
                "SLACK_API_URL": fake.api_url, "DATABASE_URL": url, "PORT": str(port)}  # fmt: skip
         env.pop("SLACK_APP_TOKEN", None)
+        bot_log = Path(tmp) / "bot.log"
         bot = subprocess.Popen([str(Path(sys.executable).parent / "sitrep"), "run"], env=env, cwd=tmp,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+                               stdout=subprocess.DEVNULL, stderr=bot_log.open("w"))  # fmt: skip
         try:
             wait_healthy(port)
             if os.environ.get("SITREP_BENCH_PROFILE"):  # e.g. SITREP_BENCH_PROFILE=/tmp/bot.txt (py-spy installed)
@@ -129,12 +130,14 @@ def main() -> int:
                     )
                     return int(connection.scalar(query) or 0)
 
-            started, own_cpu = time.perf_counter(), time.process_time()
+            started, own_cpu, bot_start_cpu = time.perf_counter(), time.process_time(), sum(bot_cpu_seconds(bot.pid))
             with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
                 statuses = list(pool.map(send, deliveries))
             acked = time.perf_counter() - started
-            deadline = time.monotonic() + 300
-            while stored() < len(events) and time.monotonic() < deadline:
+            last, progress_at = -1, time.monotonic()
+            while (now_stored := stored()) < len(events) and time.monotonic() - progress_at < 30:
+                if now_stored != last:
+                    last, progress_at = now_stored, time.monotonic()
                 time.sleep(0.02)
             elapsed = time.perf_counter() - started
             time.sleep(1)  # let any late duplicate land before counting
@@ -142,7 +145,7 @@ def main() -> int:
                 count = stored()
                 distinct = connection.scalar(sa.select(sa.func.count(sa.distinct(TimelineEntry.message_ts))))
             (user, system), own_cpu = bot_cpu_seconds(bot.pid), time.process_time() - own_cpu
-            cpu = user + system
+            cpu = user + system - bot_start_cpu  # its work, not its start
         finally:
             bot.terminate()
             bot.wait(10)
@@ -158,6 +161,8 @@ def main() -> int:
               f"this process (Slack's side): {own_cpu:.1f} s")  # fmt: skip
         reads = len(fake.calls_to("conversations.history")) + len(fake.calls_to("conversations.replies"))
         print(f"  Slack reads by the bot: {reads} for {len(events)} events")
+        errors = [line for line in bot_log.read_text().splitlines() if '"level": "error"' in line]
+        print(f"  errors logged by the bot: {len(errors)}" + (f"; the first: {errors[0][:2000]}" if errors else ""))
         print(f"  entries stored: {count}, duplicates found: {count - (distinct or 0)}, "
               f"non-2xx answers: {sum(1 for s in statuses if s // 100 != 2)}")  # fmt: skip
     return 0

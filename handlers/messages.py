@@ -63,7 +63,7 @@ class MessageReader:
                 self._next_sweep = now + 1.0
             ahead = self._ahead.pop((channel, ts), None)
             if ahead is not None:
-                self._expected.get(channel, {}).pop(ts, None)
+                self._unexpect(channel, ts)
                 return ahead[0]
             wanted = set(self._expected.pop(channel, {})) | {ts}
         if len(wanted) > 1:
@@ -87,13 +87,17 @@ class MessageReader:
         )
         return {str(m["ts"]): dict(m) for m in history.get("messages") or [] if m.get("ts") in wanted}
 
+    def _unexpect(self, channel: str, ts: str) -> None:
+        times = self._expected.get(channel)
+        if times is not None:
+            times.pop(ts, None)
+            if not times:
+                del self._expected[channel]
+
     def _forget_older_than(self, now: float) -> None:
         """Expectations no work came for (a retry already done, a failed event) and messages never claimed."""
         for key in [key for key, (_m, until) in self._ahead.items() if until < now]:
             del self._ahead[key]
-        for channel in [c for c, times in self._expected.items() if min(times.values()) < now]:
-            times = {t: until for t, until in self._expected[channel].items() if until >= now}
-            if times:
-                self._expected[channel] = times
-            else:
-                del self._expected[channel]
+        for channel, times in list(self._expected.items()):
+            for ts in [ts for ts, until in times.items() if until < now]:
+                self._unexpect(channel, ts)

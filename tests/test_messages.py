@@ -119,3 +119,19 @@ def test_a_deleted_message_reads_as_none(fake: FakeSlack) -> None:
     ts = fake.post_as_user(channel, BOB, "oops")["ts"]
     fake.delete_as_user(channel, ts)
     assert _reader(fake).read(channel, ts) is None
+
+
+def test_a_message_expected_twice_then_read_ahead_leaves_nothing_behind(fake: FakeSlack) -> None:
+    # A retried delivery notes the same message again after it was read ahead (this once failed every later read).
+    channel = fake.add_channel("inc-retry", [BOB], bot_member=True)
+    first, second, third = (fake.post_as_user(channel, BOB, f"m{i}")["ts"] for i in range(3))
+    clock = Clock()
+    reader = _reader(fake, clock)
+    reader.expect(channel, first)
+    reader.expect(channel, second)
+    assert (reader.read(channel, first) or {}).get("text") == "m0"
+    reader.expect(channel, second)
+    assert (reader.read(channel, second) or {}).get("text") == "m1"
+    clock.now += 2  # past the next sweep of old entries
+    assert (reader.read(channel, third) or {}).get("text") == "m2"
+    assert _reads(fake) == 2
