@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
 import sys
 from typing import TYPE_CHECKING
 
@@ -24,26 +25,37 @@ def _settings() -> Settings:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import contextlib
-
-    from bot.app import create_app
     from bot.observability import configure_logging
-    from bot.server import Server, WsgiApp
-    from handlers.flows import resume_declarations
 
     settings = _settings()
     secrets = [settings.slack_bot_token, settings.slack_signing_secret, settings.slack_app_token]
     configure_logging(secrets=[secret.get_secret_value() for secret in secrets if secret is not None])
-    log = logging.getLogger("sitrep")
-    sitrep = create_app(settings)
-    _stop_on_sigterm()
-    sitrep.executor.submit(resume_declarations, sitrep.deps)
-    sitrep.scheduler.start()
     port = args.port or settings.port
+    processes = args.processes or settings.processes
+    if processes > 1:
+        return _run_processes(settings, port=port, processes=processes)
+    return _serve(settings, port=port)
+
+
+def _serve(settings: Settings, *, port: int, sock: socket.socket | None = None, first: bool = True) -> int:
+    """One sitrep process: the app, its scheduler, and the HTTP server (or Socket Mode) until SIGTERM or ^C.
+    `sock`: a listening socket shared with sibling processes; `first`: this process resumes unfinished work."""
+    import contextlib
+
+    from bot.app import create_app
+    from bot.server import Server, WsgiApp
+    from handlers.flows import resume_declarations
+
+    log = logging.getLogger("sitrep")
+    sitrep = create_app(settings, migrate=sock is None)
+    _stop_on_sigterm()
+    if first:
+        sitrep.executor.submit(resume_declarations, sitrep.deps)
+    sitrep.scheduler.start()
     try:
         if settings.socket_mode:
             # Slack's requests come over the socket; the port serves only /healthz and /metrics.
-            health = Server(WsgiApp(sitrep, slack_events=False), port=port, threads=2).start()
+            health = Server(WsgiApp(sitrep, slack_events=False), port=port, threads=2, sock=sock).start()
             log.info("Socket Mode; health and metrics on port %s", port)
             handler = socket_mode_handler(sitrep)
             try:
@@ -54,12 +66,84 @@ def cmd_run(args: argparse.Namespace) -> int:
                 health.stop()
         else:
             log.info("listening on port %s", port)
-            Server(WsgiApp(sitrep), port=port).serve_forever()  # waitress closes itself on an interrupt
+            Server(WsgiApp(sitrep), port=port, sock=sock).serve_forever()  # waitress closes itself on an interrupt
     except KeyboardInterrupt:
         pass
     finally:
         log.info("stopping: finishing the work in flight")
         sitrep.close()
+    log.info("stopped")
+    return 0
+
+
+def _run_processes(settings: Settings, *, port: int, processes: int) -> int:
+    """SITREP_PROCESSES > 1: migrate once, open the port once, then fork that many sitrep processes that take
+    connections from it in turn (each with its own threads, so that together they use several cores). A process
+    that dies is replaced; SIGTERM or ^C stops them all, each finishing its work in flight."""
+    import contextlib
+    import os
+    import signal
+    import time
+
+    from core.db import make_engine, upgrade
+
+    log = logging.getLogger("sitrep")
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    engine.dispose()  # no connection crosses the fork
+    sock = socket.create_server(("0.0.0.0", port), backlog=1024)
+    children: dict[int, int] = {}  # pid -> index
+    stopping = False
+
+    def start(index: int) -> None:
+        pid = os.fork()
+        if pid == 0:  # the child: serve until told to stop, and never return into the parent's loop
+            code = 1
+            try:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                _stop_on_sigterm()  # at once: a stop may come while this process is still starting
+                code = _serve(settings, port=port, sock=sock, first=index == 0)
+            except KeyboardInterrupt:
+                code = 0  # stopped while starting
+            except BaseException:  # noqa: BLE001 - logged; the parent starts another
+                log.exception("sitrep process %s failed", index)
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        children[pid] = index
+
+    parent = os.getpid()
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        if os.getpid() != parent:  # a child not yet past its first line: stop as _stop_on_sigterm would
+            raise KeyboardInterrupt
+        stopping = True
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for index in range(processes):
+        start(index)
+    log.info("%s processes listening on port %s", processes, port)
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        index = children.pop(pid, None)
+        if index is None:
+            continue
+        code = os.waitstatus_to_exitcode(status)
+        if stopping:
+            log.info("sitrep process %s (pid %s) stopped with exit code %s", index, pid, code)
+        else:
+            log.error("sitrep process %s (pid %s) exited with exit code %s; starting another", index, pid, code)
+            time.sleep(1)  # a process failing at start must not spin
+            start(index)
+    sock.close()
     log.info("stopped")
     return 0
 
@@ -134,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="run the bot (Socket Mode when SLACK_APP_TOKEN is set, else HTTP)")
     run.add_argument("--port", type=int, default=None, help="HTTP port (default: PORT or 3000)")
+    run.add_argument("--processes", type=int, default=None, help="processes (default: SITREP_PROCESSES or 1)")
     run.set_defaults(func=cmd_run)
     demo = sub.add_parser("demo", help="play a scripted incident against a local stand-in for Slack (no tokens)")
     demo.set_defaults(func=cmd_demo)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -109,8 +110,20 @@ class ObservedSocketModeHandler(SocketModeHandler):
 class Server:
     """A waitress server that can run in the foreground (`sitrep run`) or in a thread (tests, benchmarks)."""
 
-    def __init__(self, wsgi: WsgiApp, *, host: str = "0.0.0.0", port: int = 3000, threads: int = 16) -> None:
-        self._server = create_server(wsgi, host=host, port=port, threads=threads, ident="sitrep")
+    def __init__(
+        self,
+        wsgi: WsgiApp,
+        *,
+        host: str = "0.0.0.0",
+        port: int = 3000,
+        threads: int = 16,
+        sock: socket.socket | None = None,
+    ) -> None:
+        """`sock`: a listening socket to take connections from (shared by several processes), else host:port."""
+        if sock is not None:
+            self._server = create_server(wsgi, sockets=[sock], threads=threads, ident="sitrep")
+        else:
+            self._server = create_server(wsgi, host=host, port=port, threads=threads, ident="sitrep")
         self._thread: threading.Thread | None = None
 
     @property

@@ -95,3 +95,64 @@ def test_sigterm_stops_it_cleanly_as_docker_stop_does(tmp_path: Path) -> None:
             output = process.stdout.read().decode() if process.stdout else ""
     lines = [json.loads(line)["message"] for line in output.splitlines() if line.startswith("{")]
     assert "stopping: finishing the work in flight" in lines and lines[-1] == "stopped"
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _wait(predicate: object, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def test_several_processes_share_the_port_replace_a_dead_one_and_stop_together(tmp_path: Path) -> None:
+    with FakeSlack() as fake:
+        fake.add_user("U0ALICE", "alice")
+        general = fake.add_channel("general", ["U0ALICE"], bot_member=True)
+        env = {"SLACK_BOT_TOKEN": fake.bot_token, "SLACK_SIGNING_SECRET": "s3cret", "SLACK_API_URL": fake.api_url,
+               "SITREP_PROCESSES": "2"}  # fmt: skip
+        with sitrep_process(env, tmp_path) as (port, process):
+            _wait(lambda: len(_children(process.pid)) == 2)
+            first = _children(process.pid)
+            # Connections are taken by either process; each opens its own to the fake Slack for auth.test.
+            _wait(lambda: len(fake.calls_to("auth.test")) == 2)
+
+            os.kill(min(first), signal.SIGKILL)
+            _wait(lambda: len(_children(process.pid)) == 2 and _children(process.pid) != first)
+            _wait(lambda: len(fake.calls_to("auth.test")) == 3)  # the new process is up
+            driver = SlackDriver(f"http://127.0.0.1:{port}/slack/events", "s3cret", fake)
+            for n in range(4):  # new connections, answered whichever process takes them
+                driver.close_connection()
+                assert driver.command(f"declare sev3 Shared port {n}", user="U0ALICE", channel=general).status == 200
+            fake.wait_for(lambda: len([c for c in fake.calls_to("conversations.create") if c.response.get("ok")]) == 4,
+                          timeout=20)  # fmt: skip
+
+            children = _children(process.pid)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(20) == 0
+            assert not any(Path(f"/proc/{pid}").exists() and "Z" not in _state(pid) for pid in children)
+            output = process.stdout.read().decode() if process.stdout else ""
+    lines = [json.loads(line)["message"] for line in output.splitlines() if line.startswith("{")]
+    assert lines.count("stopped") == 3  # each process, then the parent
+    assert any("exited with exit code -9; starting another" in line for line in lines)
+    assert sum("stopped with exit code 0" in line for line in lines) == 2
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
