@@ -66,7 +66,7 @@ def _serve(settings: Settings, *, port: int, sock: socket.socket | None = None, 
                 health.stop()
         else:
             log.info("listening on port %s", port)
-            Server(WsgiApp(sitrep), port=port, sock=sock, threads=int(__import__("os").environ.get("XT", "16"))).serve_forever()  # waitress closes itself on an interrupt
+            Server(WsgiApp(sitrep), port=port, sock=sock).serve_forever()  # waitress closes itself on an interrupt
     except KeyboardInterrupt:
         pass
     finally:
