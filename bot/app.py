@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from slack_bolt import App, BoltContext
+from slack_bolt import App, BoltRequest, BoltResponse
+from slack_bolt.middleware import Middleware
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.engine import Engine
@@ -112,25 +114,30 @@ def create_app(
         logger=logging.getLogger("sitrep.bolt"),
     )
     metrics.watch_database(deps.sessions)
-    bolt.use(_inject(deps))
+    bolt.use(InjectDeps(deps))
 
     @bolt.error
     def _on_error(error: Exception, body: dict[str, Any]) -> None:
         handle_error(deps, error, body)
 
     # Each surface registers its listeners. Bolt tries them in this order for every request, so the busiest
-    # (events: every message and reaction) come first; home's event listener precedes the events catch-all.
-    for module in (home, events, commands, views, actions, shortcuts, timeline_view, reminders):
+    # (events: every message and reaction) come first, and the catch-all for other events last.
+    for module in (events, home, commands, views, actions, shortcuts, timeline_view, reminders):
         module.register(bolt)
+    bolt.event(re.compile(".*"))(events.ignore)
     return Sitrep(bolt=bolt, deps=deps, engine=engine, executor=executor, scheduler=Scheduler(deps))
 
 
-def _inject(deps: Deps) -> Callable[..., Any]:
-    def inject_deps(context: BoltContext, next: Callable[[], Any]) -> Any:  # noqa: A002 - Bolt's name
-        context["deps"] = deps
-        return next()
+class InjectDeps(Middleware):
+    """Puts the shared services into every listener's context (`context["deps"]`). A Middleware subclass, not a
+    function, so that Bolt calls it directly instead of building its keyword arguments on every request."""
 
-    return inject_deps
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    def process(self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]) -> BoltResponse:  # noqa: A002
+        req.context["deps"] = self.deps
+        return next()
 
 
 def _identity(client: WebClient) -> dict[str, Any]:

@@ -21,10 +21,6 @@ from handlers.reply import RETRY_KEY, in_background
 Effect = Callable[[Session, int], None]
 
 
-def _ignore() -> None:
-    """Events nobody listens to are acknowledged (Bolt would answer 404 and Slack would retry)."""
-
-
 def once(deps: Deps, body: dict[str, Any], channel: str | None, effect: Effect) -> bool:
     """Apply `effect` to the incident of `channel`, once per Slack event id. False when nothing was done."""
     incident_id = deps.incident_id_of_channel(channel)
@@ -167,12 +163,30 @@ def _deleted(session: Session, channel: str, ts: str) -> None:
     delete_message(session=session, channel=channel, ts=ts)
 
 
+# The events sitrep follows. One listener takes them all: Bolt tries each listener's matcher in turn (with
+# keyword injection, not free), and this is the busiest path, every message and reaction in the workspace.
+FOLLOWED: dict[str, Callable[[Deps, dict[str, Any]], None]] = {
+    "message": on_message,
+    "reaction_added": on_reaction,
+    "reaction_removed": on_reaction,
+    "pin_added": on_pin,
+    "pin_removed": on_pin,
+}
+
+
+def on_event(deps: Deps, body: dict[str, Any]) -> None:
+    FOLLOWED[body["event"]["type"]](deps, body)
+
+
+def at_ack(deps: Deps, body: dict[str, Any]) -> None:
+    if body["event"]["type"] == "reaction_added":
+        expect_reacted_message(deps, body)
+
+
+def ignore() -> None:
+    """Events nobody listens to are acknowledged (Bolt would answer 404 and Slack would retry); app.py
+    registers this last, after every surface's own event listeners."""
+
+
 def register(app: App) -> None:
-    # Most frequent first: Bolt tries the listeners in order.
-    app.event("message")(in_background(on_message))
-    app.event("reaction_added")(in_background(on_reaction, at_ack=expect_reacted_message))
-    app.event("reaction_removed")(in_background(on_reaction))
-    app.event("pin_added")(in_background(on_pin))
-    app.event("pin_removed")(in_background(on_pin))
-    # Last, so that the listeners above match first.
-    app.event(re.compile(".*"))(_ignore)
+    app.event(re.compile(f"^({'|'.join(FOLLOWED)})$"))(in_background(on_event, at_ack=at_ack))
