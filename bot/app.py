@@ -111,6 +111,10 @@ def create_app(
         token_verification_enabled=False,
         request_verification_enabled=not settings.socket_mode,
         listener_executor=executor,
+        # Middleware for features sitrep does not use (workflow functions, assistant threads), which would
+        # otherwise look at every request.
+        attaching_function_token_enabled=False,
+        attaching_conversation_kwargs_enabled=False,
         logger=logging.getLogger("sitrep.bolt"),
     )
     metrics.watch_database(deps.sessions)
