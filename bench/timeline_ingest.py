@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -194,7 +195,10 @@ def main() -> int:
               f"this process (Slack's side): {own_cpu:.1f} s")  # fmt: skip
         reads = len(fake.calls_to("conversations.history")) + len(fake.calls_to("conversations.replies"))
         print(f"  Slack reads by the bot: {reads} for {len(events)} events")
-        errors = [line for line in bot_log.read_text().splitlines() if '"level": "error"' in line]
+        lines = bot_log.read_text().splitlines()
+        errors = [line for line in lines if '"level": "error"' in line]
+        served = Counter(json.loads(line).get("pid") for line in lines if '"message": "slack request"' in line)
+        print(f"  deliveries taken by each process: {sorted(served.values(), reverse=True)}")
         print(f"  errors logged by the bot: {len(errors)}" + (f"; the first: {errors[0][:2000]}" if errors else ""))
         print(f"  entries stored: {count}, duplicates found: {count - (distinct or 0)}, "
               f"non-2xx answers: {sum(1 for s in statuses if s // 100 != 2)}")  # fmt: skip

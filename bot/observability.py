@@ -62,6 +62,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
+            "pid": record.process,  # which process, when SITREP_PROCESSES runs several
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
