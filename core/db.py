@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -20,8 +21,48 @@ from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
 T = TypeVar("T")
+try:
+    import fcntl
+except ImportError:  # Windows: there several processes wait for each other on SQLite's busy handler
+    fcntl = None  # type: ignore[assignment]
+
 READ_ONLY = "sitrep_read_only"
-_WRITE_LOCKS: WeakKeyDictionary[Engine, threading.Lock] = WeakKeyDictionary()
+
+
+class WriteLock:
+    """Writers to one SQLite file take turns here before BEGIN IMMEDIATE: the threads of this process on a lock
+    of their own, and the processes (SITREP_PROCESSES > 1) on an advisory lock of the file `<database>-lock`.
+
+    SQLite's own busy handler, left to processes that do not take this lock, waits by sleeping in steps of up
+    to 100 ms: under load the processes of one sitrep spent whole seconds asleep waiting for each other. A
+    waiter here is woken the moment the lock is free."""
+
+    def __init__(self, database: str | None) -> None:
+        self._threads = threading.Lock()
+        self._path = f"{database}-lock" if database and fcntl is not None else None
+        self._file: tuple[int, Any] | None = None  # (pid, file): a file opened before a fork is not this process's
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        if self._path is None:
+            return
+        try:
+            if self._file is None or self._file[0] != os.getpid():
+                self._file = (os.getpid(), open(self._path, "a+b"))  # noqa: SIM115 - kept open for the process
+            fcntl.flock(self._file[1].fileno(), fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._file is not None and self._file[0] == os.getpid():
+                fcntl.flock(self._file[1].fileno(), fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
+
+
+_WRITE_LOCKS: WeakKeyDictionary[Engine, WriteLock] = WeakKeyDictionary()
 
 
 def normalise_url(url: str) -> str:
@@ -35,12 +76,13 @@ def normalise_url(url: str) -> str:
 def make_engine(url: str, **kwargs: Any) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
+        on_disk = ":memory:" not in url and url not in ("sqlite://", "sqlite:///")
         engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
-            if ":memory:" not in url and url not in ("sqlite://", "sqlite:///"):
+            if on_disk:
                 cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
@@ -58,7 +100,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             deferred = connection.get_execution_options().get(READ_ONLY, False)
             connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
-        _WRITE_LOCKS[engine] = threading.Lock()
+        _WRITE_LOCKS[engine] = WriteLock(engine.url.database if on_disk else None)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
@@ -78,8 +120,7 @@ def _engine_of(factory: sessionmaker[Session]) -> Engine | None:
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any error.
 
-    On SQLite the writers of this process queue on a lock of their own, which wakes the next one at once;
-    SQLite's busy handler (left for other processes) sleeps in steps of up to 100 ms."""
+    On SQLite the writers queue on a WriteLock first, which wakes the next one at once."""
     engine = _engine_of(factory)
     lock = _WRITE_LOCKS.get(engine) if engine is not None else None
     with lock or nullcontext(), factory() as session, session.begin():
