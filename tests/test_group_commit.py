@@ -1,0 +1,189 @@
+"""Group commit (core.db.GroupCommit) and the SQLite write lock shared by processes, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import fcntl
+import multiprocessing
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import sessionmaker
+from sqlmodel import Session, select
+
+from core import store
+from core.db import GroupCommit, make_engine, session_factory, transaction, upgrade
+from core.models import ProcessedEvent
+
+NOW = datetime(2026, 1, 15, 14, 0, tzinfo=UTC)
+
+
+def _claim(event_id: str) -> Callable[[Session], bool]:
+    return lambda session: store.claim_event(session=session, event_id=event_id, now=NOW)
+
+
+def _stored(sessions: sessionmaker[Session]) -> set[str]:
+    with sessions() as session:
+        return set(session.exec(select(ProcessedEvent.event_id)).all())
+
+
+def _count_commits(engine: Engine) -> list[int]:
+    commits = [0]
+
+    @sa.event.listens_for(engine, "commit")
+    def _on_commit(_connection: object) -> None:
+        commits[0] += 1
+
+    return commits
+
+
+def test_a_unit_alone_runs_at_once_and_returns_its_result(sessions: sessionmaker[Session]) -> None:
+    group = GroupCommit(sessions)
+    assert group.run(_claim("Ev1")) is True
+    assert group.run(_claim("Ev1")) is False  # a retried delivery
+    assert _stored(sessions) == {"Ev1"}
+
+
+def test_units_waiting_together_share_a_transaction(engine: Engine, sessions: sessionmaker[Session]) -> None:
+    group = GroupCommit(sessions)
+    commits = _count_commits(engine)
+    gate = threading.Event()
+    results: dict[str, bool] = {}
+
+    def first(session: Session) -> bool:
+        gate.wait(5)  # hold the first transaction open while the others queue up behind it
+        return store.claim_event(session=session, event_id="Ev0", now=NOW)
+
+    leader = threading.Thread(target=lambda: results.update(Ev0=group.run(first)))
+    leader.start()
+    time.sleep(0.1)
+    waiting = [
+        threading.Thread(target=lambda n=n: results.update({f"Ev{n}": group.run(_claim(f"Ev{n}"))}))
+        for n in range(1, 11)
+    ]
+    for thread in waiting:
+        thread.start()
+    deadline = time.monotonic() + 5
+    while len(group._waiting) < 10 and time.monotonic() < deadline:  # noqa: SLF001 - the queue is what is tested
+        time.sleep(0.01)
+    gate.set()
+    for thread in [leader, *waiting]:
+        thread.join(10)
+
+    assert results == {f"Ev{n}": True for n in range(11)}
+    assert _stored(sessions) == {f"Ev{n}" for n in range(11)}
+    assert commits[0] == 2  # the first unit alone, then the ten that waited, together
+
+
+def test_a_failing_unit_costs_the_others_nothing(engine: Engine, sessions: sessionmaker[Session]) -> None:
+    group = GroupCommit(sessions)
+    gate = threading.Event()
+    outcomes: dict[str, object] = {}
+
+    def hold(session: Session) -> bool:
+        gate.wait(5)
+        return store.claim_event(session=session, event_id="Ev-first", now=NOW)
+
+    def broken(session: Session) -> bool:
+        store.claim_event(session=session, event_id="Ev-broken", now=NOW)
+        raise ValueError("a bug in one event's effect")
+
+    def run(name: str, work: Callable[[Session], bool]) -> None:
+        try:
+            outcomes[name] = group.run(work)
+        except ValueError as error:
+            outcomes[name] = error
+
+    leader = threading.Thread(target=run, args=("first", hold))
+    leader.start()
+    time.sleep(0.1)
+    others = [threading.Thread(target=run, args=(name, work)) for name, work in
+              [("a", _claim("Ev-a")), ("broken", broken), ("b", _claim("Ev-b"))]]  # fmt: skip
+    for thread in others:
+        thread.start()
+    deadline = time.monotonic() + 5
+    while len(group._waiting) < 3 and time.monotonic() < deadline:  # noqa: SLF001
+        time.sleep(0.01)
+    gate.set()
+    for thread in [leader, *others]:
+        thread.join(10)
+
+    assert outcomes["first"] is True and outcomes["a"] is True and outcomes["b"] is True
+    assert isinstance(outcomes["broken"], ValueError)  # raised in its own thread only
+    assert _stored(sessions) == {"Ev-first", "Ev-a", "Ev-b"}  # the broken unit's claim was rolled back
+
+
+def test_many_threads_each_event_stored_once(sessions: sessionmaker[Session]) -> None:
+    group = GroupCommit(sessions)
+    results: list[bool] = []
+    lock = threading.Lock()
+
+    def deliver(n: int) -> None:
+        claimed = group.run(_claim(f"Ev{n % 50}"))  # every event delivered four times
+        with lock:
+            results.append(claimed)
+
+    threads = [threading.Thread(target=deliver, args=(n,)) for n in range(200)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert sum(results) == 50 and len(results) == 200
+    assert len(_stored(sessions)) == 50
+
+
+# --- SQLite: writers in several processes take turns on a file lock ------------------------------------
+
+
+def _hold_write_lock(url: str, started: Any, release: Any) -> None:
+    engine = make_engine(url)
+    with transaction(session_factory(engine)) as session:
+        store.claim_event(session=session, event_id="Ev-other-process", now=NOW)
+        started.set()
+        release.wait(10)
+    engine.dispose()
+
+
+def test_writers_in_two_processes_take_turns_on_the_lock_file(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    sessions = session_factory(engine)
+    context = multiprocessing.get_context("spawn")
+    started, release = context.Event(), context.Event()
+    other = context.Process(target=_hold_write_lock, args=(url, started, release))
+    other.start()
+    try:
+        assert started.wait(30)
+        # The other process holds the lock file, exclusively.
+        with (tmp_path / "shared.db-lock").open("a+b") as lock_file, pytest.raises(BlockingIOError):
+            fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finished = threading.Event()
+        waited = threading.Thread(target=lambda: (GroupCommit(sessions).run(_claim("Ev-here")), finished.set()))
+        waited.start()
+        assert not finished.wait(0.5)  # waits for the other process's transaction
+        release.set()
+        assert finished.wait(10)
+        waited.join()
+    finally:
+        release.set()
+        other.join(10)
+    assert _stored(sessions) == {"Ev-other-process", "Ev-here"}
+    assert (tmp_path / "shared.db-lock").exists()
+    engine.dispose()
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_a_database_in_memory_needs_no_lock_file(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    engine = make_engine(url)
+    upgrade(engine)
+    assert GroupCommit(session_factory(engine)).run(_claim("Ev-mem")) is True
+    assert list(tmp_path.iterdir()) == []
+    engine.dispose()
