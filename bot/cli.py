@@ -76,10 +76,15 @@ def _serve(settings: Settings, *, port: int, sock: socket.socket | None = None, 
     return 0
 
 
+FAILED = 3  # the exit code of a process of several that failed with an error (not one killed by a signal)
+
+
 def _run_processes(settings: Settings, *, port: int, processes: int) -> int:
     """SITREP_PROCESSES > 1: migrate once, open the port once, then fork that many sitrep processes that take
     connections from it in turn (each with its own threads, so that together they use several cores). A process
-    that dies is replaced; SIGTERM or ^C stops them all, each finishing its work in flight."""
+    that dies (a signal, say the kernel's OOM killer) is replaced; one that fails with an error (the database or
+    Slack unreachable at start, say) stops them all, as `sitrep run` alone would stop. SIGTERM or ^C stops them
+    all, each finishing its work in flight."""
     import contextlib
     import os
     import signal
@@ -94,6 +99,7 @@ def _run_processes(settings: Settings, *, port: int, processes: int) -> int:
     sock = socket.create_server(("0.0.0.0", port), backlog=1024)
     children: dict[int, int] = {}  # pid -> index
     stopping = False
+    result = 0
 
     def start(index: int) -> None:
         pid = os.fork()
@@ -105,8 +111,9 @@ def _run_processes(settings: Settings, *, port: int, processes: int) -> int:
                 code = _serve(settings, port=port, sock=sock, first=index == 0)
             except KeyboardInterrupt:
                 code = 0  # stopped while starting
-            except BaseException:  # noqa: BLE001 - logged; the parent starts another
+            except BaseException:  # noqa: BLE001 - logged; the parent stops the others
                 log.exception("sitrep process %s failed", index)
+                code = FAILED
             finally:
                 logging.shutdown()
                 os._exit(code)
@@ -139,13 +146,18 @@ def _run_processes(settings: Settings, *, port: int, processes: int) -> int:
         code = os.waitstatus_to_exitcode(status)
         if stopping:
             log.info("sitrep process %s (pid %s) stopped with exit code %s", index, pid, code)
+        elif code == FAILED:
+            log.error("sitrep process %s (pid %s) failed; stopping the others", index, pid)
+            result = 1
+            stop(signal.SIGTERM, None)
         else:
             log.error("sitrep process %s (pid %s) exited with exit code %s; starting another", index, pid, code)
-            time.sleep(1)  # a process failing at start must not spin
-            start(index)
+            time.sleep(1)
+            if not stopping:
+                start(index)
     sock.close()
     log.info("stopped")
-    return 0
+    return result
 
 
 def _stop_on_sigterm() -> None:

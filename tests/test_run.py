@@ -156,3 +156,18 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "Z"
+
+
+def test_several_processes_that_cannot_start_stop_with_an_error(tmp_path: Path) -> None:
+    """A process killed by a signal is replaced; one failing with an error (here Slack refuses the token) is not
+    started again and again: all stop, as a single `sitrep run` would."""
+    with FakeSlack() as fake:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SITREP_", "DATABASE_URL"))}
+        env = {**clean, "SLACK_BOT_TOKEN": "xoxb-not-a-token-the-fake-knows", "SLACK_SIGNING_SECRET": "s3cret",
+               "SLACK_API_URL": fake.api_url, "SITREP_PROCESSES": "2"}  # fmt: skip
+        process = subprocess.run([SITREP, "run", "--port", str(free_port())], env=env, cwd=tmp_path,
+                                 capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert process.returncode == 1
+    lines = [json.loads(line)["message"] for line in process.stderr.splitlines() if line.startswith("{")]
+    assert any("failed; stopping the others" in line for line in lines)
+    assert lines[-1] == "stopped"
