@@ -40,6 +40,8 @@ def read_one(client: WebClient, channel: str, ts: str) -> Message | None:
 
 
 class MessageReader:
+    """One per process (Deps.messages): `expect` at the ack, `read` in the work after it."""
+
     def __init__(self, client: WebClient, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._client = client
         self._clock = clock
