@@ -91,7 +91,11 @@ class Incident(SQLModel, table=True):
 
 class TimelineEntry(SQLModel, table=True):
     __tablename__ = "timeline_entries"
-    __table_args__ = (sa.UniqueConstraint("incident_id", "message_channel", "message_ts", name="uq_entry_message"),)
+    __table_args__ = (
+        sa.UniqueConstraint("incident_id", "message_channel", "message_ts", name="uq_entry_message"),
+        # Edits and deletes find a message's entries by the message alone, in whatever channel it is.
+        sa.Index("ix_timeline_entries_message", "message_channel", "message_ts"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     incident_id: int = Field(foreign_key="incidents.id", index=True, ondelete="CASCADE")

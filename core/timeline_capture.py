@@ -102,6 +102,12 @@ def untag_message(*, session: Session, incident_id: int, channel: str, ts: str, 
     return False
 
 
+def is_tagged(*, session: Session, channel: str, ts: str) -> bool:
+    """Whether any incident's timeline holds this message (one indexed look)."""
+    query = select(TimelineEntry.id).where(TimelineEntry.message_channel == channel, TimelineEntry.message_ts == ts)
+    return session.exec(query.limit(1)).first() is not None
+
+
 def edit_message(*, session: Session, channel: str, ts: str, text: str) -> int:
     """The message was edited: update its entries (and their inferred kind). Returns how many changed."""
     entries = session.exec(

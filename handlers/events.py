@@ -14,7 +14,14 @@ from slack_sdk.errors import SlackApiError
 from sqlmodel import Session
 
 from core import store
-from core.timeline_capture import delete_message, edit_message, tag_message, ts_to_datetime, untag_message
+from core.timeline_capture import (
+    delete_message,
+    edit_message,
+    is_tagged,
+    tag_message,
+    ts_to_datetime,
+    untag_message,
+)
 from handlers.deps import Deps
 from handlers.reply import RETRY_KEY, in_background
 
@@ -26,12 +33,30 @@ def once(deps: Deps, body: dict[str, Any], channel: str | None, effect: Effect) 
     incident_id = deps.incident_id_of_channel(channel)
     if incident_id is None:
         return False
+    return _claimed(deps, body, lambda session: effect(session, incident_id))
+
+
+def once_for_message(deps: Deps, body: dict[str, Any], channel: str | None, ts: str | None,
+                     effect: Callable[[Session], None]) -> bool:  # fmt: skip
+    """Apply an edit or a delete to a tagged message's entries, once per Slack event id: in an incident channel,
+    or in any other channel a message was tagged from with the message shortcut."""
+    if not channel or not ts:
+        return False
+    if not is_incident_channel(deps, channel):
+        with deps.read() as session:
+            if not is_tagged(session=session, channel=channel, ts=ts):
+                return False
+    return _claimed(deps, body, effect)
+
+
+def _claimed(deps: Deps, body: dict[str, Any], effect: Callable[[Session], None]) -> bool:
+    """Claim the event id and apply its effect in one transaction (shared with the events waiting with it)."""
     event_id = str(body.get("event_id") or "")
 
     def claimed_with_effect(session: Session) -> bool:
         if event_id and not store.claim_event(session=session, event_id=event_id, now=deps.now()):
             return False
-        effect(session, incident_id)
+        effect(session)
         return True
 
     return deps.together(claimed_with_effect)
@@ -141,10 +166,10 @@ def on_message(deps: Deps, body: dict[str, Any]) -> None:
     if subtype == "message_changed":
         message = event.get("message") or {}
         ts, text = message.get("ts"), str(message.get("text") or "")
-        once(deps, body, channel, lambda s, i: _edited(s, channel, ts, text))
+        once_for_message(deps, body, channel, ts, lambda s: _edited(s, channel, ts, text))
     elif subtype == "message_deleted":
         ts = event.get("deleted_ts")
-        once(deps, body, channel, lambda s, i: _deleted(s, channel, ts))
+        once_for_message(deps, body, channel, ts, lambda s: _deleted(s, channel, ts))
     elif subtype in (None, "thread_broadcast", "file_share") and event.get("user") and not event.get("bot_id"):
         user, at = event["user"], ts_to_datetime(event["ts"])
         once(

@@ -169,6 +169,22 @@ def test_removing_the_reaction_removes_the_entry_and_editing_updates_it(bot: Har
     assert _tagged(bot) == []
 
 
+def test_a_message_tagged_from_another_channel_follows_its_edits(bot: Harness) -> None:
+    _declare(bot)
+    report = bot.fake.post_as_user(bot.general, BOB, "Customers say checkout fails")
+    other = bot.fake.post_as_user(bot.general, CAROL, "lunch?")
+    shortcut = bot.slack.message_shortcut("sitrep_add_to_timeline", user=BOB, channel=bot.general, message=report["ts"])
+    assert shortcut.status == 200
+    bot.idle()
+    assert _tagged(bot) == [("Customers say checkout fails", "note", "shortcut")]
+
+    _event(bot, bot.fake.edit_as_user(bot.general, other["ts"], "lunch at noon?"))  # not tagged: nothing
+    _event(bot, bot.fake.edit_as_user(bot.general, report["ts"], "Customers say checkout fails: alerts fired"))
+    assert _tagged(bot) == [("Customers say checkout fails: alerts fired", "detection", "shortcut")]
+    _event(bot, bot.fake.delete_as_user(bot.general, report["ts"]))
+    assert _tagged(bot) == []
+
+
 def test_messages_record_who_spoke_but_not_what(bot: Harness) -> None:
     channel = _declare(bot)
     _event(bot, bot.fake.post_as_user(channel, BOB, "secret words"))
