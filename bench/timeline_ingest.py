@@ -73,6 +73,12 @@ def _stats() -> Iterator[tuple[int, list[str]]]:
             continue
 
 
+def stolen_seconds() -> float:
+    """CPU time the host gave to other machines while this one's was waiting (steal, from /proc/stat)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
+
+
 def children(pid: int) -> set[int]:
     return {child for child, fields in _stats() if fields[1] == str(pid)}
 
@@ -217,6 +223,7 @@ def one_round(args: argparse.Namespace, url: str, tmp: str, number: int) -> floa
                     return int(connection.scalar(query) or 0)
 
             started, own_cpu, bot_start_cpu = time.perf_counter(), time.process_time(), sum(bot_cpu_seconds(bot.pid))
+            stolen = stolen_seconds()
             with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
                 statuses = list(pool.map(send, prepared))
             acked = time.perf_counter() - started
@@ -225,7 +232,7 @@ def one_round(args: argparse.Namespace, url: str, tmp: str, number: int) -> floa
                 if now_stored != last:
                     last, progress_at = now_stored, time.monotonic()
                 time.sleep(0.02)
-            elapsed = time.perf_counter() - started
+            elapsed, stolen = time.perf_counter() - started, stolen_seconds() - stolen
             time.sleep(1)  # let any late duplicate land before counting
             with engine.connect().execution_options(**{READ_ONLY: True}) as connection:
                 count = stored()
@@ -242,7 +249,8 @@ def one_round(args: argparse.Namespace, url: str, tmp: str, number: int) -> floa
             f"{len(deliveries) - len(events)} retried), {args.concurrency} at a time; the bot in processes of its "
             f"own (SITREP_PROCESSES={args.processes})"
         )
-        print(f"  acked in {acked:.2f} s; all stored in {elapsed:.2f} s: {len(events) / elapsed:.0f} events stored/s")
+        print(f"  acked in {acked:.2f} s; all stored in {elapsed:.2f} s: {len(events) / elapsed:.0f} events stored/s "
+              f"(CPU time taken by the host for other machines meanwhile: {stolen:.1f} s)")  # fmt: skip
         print(f"  bot CPU time: {cpu:.1f} s ({cpu / len(deliveries) * 1000:.1f} ms per delivery; "
               f"{system:.1f} s of it in the kernel); "
               f"this process (Slack's side): {own_cpu:.1f} s")  # fmt: skip

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, delete, select
 
 from core.db import insert_or_ignore
@@ -55,6 +57,14 @@ def _entry_id(session: Session, incident_id: int, channel: str, ts: str) -> int 
     return session.exec(query).first()
 
 
+# The tag of a message's entry, found by the message: no round trip for the entry's id (see tag_message).
+_TAG_BY_MESSAGE = sa.text(
+    "INSERT INTO timeline_tags (entry_id, tag) SELECT id, :tag FROM timeline_entries "
+    "WHERE incident_id = :incident_id AND message_channel = :channel AND message_ts = :ts "
+    "ON CONFLICT (entry_id, tag) DO NOTHING"
+)
+
+
 def tag_message(
     *,
     session: Session,
@@ -67,26 +77,22 @@ def tag_message(
     source: str,
     now: datetime,
     permalink: str | None = None,
-) -> tuple[int, bool]:
-    """Add `tag` to the entry of this message, creating the entry on the first tag. Returns (entry id, created).
+) -> bool:
+    """Add `tag` to the entry of this message, creating the entry on the first tag. True when it was created.
 
     Two statements that cannot conflict (INSERT ... ON CONFLICT DO NOTHING), so concurrent tags of one message
-    meet at the unique keys instead of failing; both are compiled once (see `insert_or_ignore`)."""
+    meet at the unique keys instead of failing (the entry's statement is compiled once: `insert_or_ignore`). Each is one
+    step of SQLite's: on the busiest path, under the write lock, every step counts."""
     entries = TimelineEntry.__table__  # type: ignore[attr-defined]
     values = {
         "incident_id": incident_id, "occurred_at": ts_to_datetime(ts), "recorded_at": now, "kind": infer_kind(text),
         "actor": author, "text": text, "source": source, "permalink": permalink, "message_channel": channel,
         "message_ts": ts, "kind_locked": False, "details": {},
     }  # fmt: skip
-    insert = insert_or_ignore(entries, ("incident_id", "message_channel", "message_ts"), tuple(values), "id")
-    new_id = session.execute(insert, values).scalar()
-    entry_id = new_id if new_id is not None else _entry_id(session, incident_id, channel, ts)
-    assert entry_id is not None
-    tags = TimelineTag.__table__  # type: ignore[attr-defined]
-    session.execute(
-        insert_or_ignore(tags, ("entry_id", "tag"), ("entry_id", "tag")), {"entry_id": entry_id, "tag": tag}
-    )
-    return entry_id, new_id is not None
+    insert = insert_or_ignore(entries, ("incident_id", "message_channel", "message_ts"), tuple(values))
+    created: Any = session.execute(insert, values)
+    session.execute(_TAG_BY_MESSAGE, {"tag": tag, "incident_id": incident_id, "channel": channel, "ts": ts})
+    return bool(created.rowcount == 1)
 
 
 def untag_message(*, session: Session, incident_id: int, channel: str, ts: str, tag: str) -> bool:

@@ -35,7 +35,7 @@ def add(
 ) -> None:
     link = permalink(deps, channel, ts, thread_ts)
     with deps.tx() as session:
-        _, created = tag_message(
+        created = tag_message(
             session=session, incident_id=incident.id or 0, channel=channel, ts=ts, text=text, author=author,
             tag=f"shortcut:{who.user_id}", source="shortcut", now=deps.now(), permalink=link,
         )  # fmt: skip

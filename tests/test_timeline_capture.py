@@ -93,11 +93,12 @@ def test_edits_update_and_deletes_remove_and_a_chosen_kind_sticks(
     incident_id = _incident(sessions, clock)
     with transaction(sessions) as session:
         incident = store.incident_by_key(session=session, key=str(incident_id))
-        entry_id, created = tag_message(
+        created = tag_message(
             session=session, incident_id=incident.id or 0, channel="C1", ts=TS, text="looking into logs",
             author="U2", tag="pin", source="pin", now=clock.now(),
         )  # fmt: skip
         assert created
+        [entry_id] = [e.id for e in store.entries_of(session=session, incident=incident) if e.message_ts == TS]
     with transaction(sessions) as session:
         assert edit_message(session=session, channel="C1", ts=TS, text="rolled back the deploy") == 1
     assert _entries(sessions, incident_id) == [("rolled back the deploy", EntryKind.MITIGATION, "pin")]
