@@ -136,14 +136,37 @@ def reading(factory: sessionmaker[Session]) -> Iterator[Session]:
         yield session  # closing ends the transaction; the objects read stay usable, detached
 
 
-class _Unit(Generic[T]):
-    __slots__ = ("work", "done", "result", "error")
+Many = Callable[[Session, list[Any]], list[Any]]
 
-    def __init__(self, work: Callable[[Session], T]) -> None:
-        self.work = work
+
+class _Unit(Generic[T]):
+    __slots__ = ("work", "item", "many", "done", "result", "error")
+
+    def __init__(self, work: Callable[[Session], T] | None, item: Any = None, many: Many | None = None) -> None:
+        self.work, self.item, self.many = work, item, many
         self.done = False
         self.result: T | None = None
         self.error: BaseException | None = None
+
+
+def _apply(session: Session, units: list[_Unit[Any]]) -> list[Any]:
+    """Run units in their order; neighbours that share a `many` go to one call of it."""
+    results: list[Any] = []
+    start = 0
+    while start < len(units):
+        many = units[start].many
+        if many is None:
+            work = units[start].work
+            assert work is not None
+            results.append(work(session))
+            start += 1
+            continue
+        end = start
+        while end < len(units) and units[end].many is many:
+            end += 1
+        results.extend(many(session, [unit.item for unit in units[start:end]]))
+        start = end
+    return results
 
 
 class GroupCommit:
@@ -165,7 +188,14 @@ class GroupCommit:
         self._leading = False
 
     def run(self, work: Callable[[Session], T]) -> T:
-        unit: _Unit[T] = _Unit(work)
+        return self._run(_Unit(work))
+
+    def run_many(self, item: Any, many: Many) -> Any:
+        """As `run`, for a unit that is data: neighbouring units with the same `many` are applied by one call,
+        `many(session, items) -> results` (one set of statements for all of them)."""
+        return self._run(_Unit(None, item, many))
+
+    def _run(self, unit: _Unit[T]) -> T:
         with self._changed:
             self._waiting.append(unit)
             while not unit.done:
@@ -189,7 +219,7 @@ class GroupCommit:
         if len(batch) > 1:
             try:
                 with transaction(self._sessions) as session:
-                    results = [unit.work(session) for unit in batch]
+                    results = _apply(session, batch)
             except Exception:  # noqa: BLE001 - each unit runs again alone, and reports its own error
                 pass
             else:
@@ -199,7 +229,7 @@ class GroupCommit:
         for unit in batch:
             try:
                 with transaction(self._sessions) as session:
-                    unit.result = unit.work(session)
+                    [unit.result] = _apply(session, [unit])
             except BaseException as error:  # noqa: BLE001 - handed to the unit's own thread
                 unit.error = error
             unit.done = True
@@ -218,21 +248,31 @@ def dialect_insert(session: Session, table: sa.Table) -> Any:
 
 @lru_cache(maxsize=64)
 def insert_or_ignore(
-    table: sa.Table, keys: tuple[str, ...], columns: tuple[str, ...], returning: str | None = None
+    table: sa.Table,
+    keys: tuple[str, ...],
+    columns: tuple[str, ...],
+    returning: str | None = None,
+    rows: int | None = None,
 ) -> sa.TextClause | sa.TextualSelect:
     """`INSERT ... ON CONFLICT (keys) DO NOTHING [RETURNING col]` as one cached statement, for hot paths.
 
     The same text runs on SQLite (3.35+) and PostgreSQL. Unlike the dialects' `insert().on_conflict_do_nothing()`,
     which SQLAlchemy compiles anew on every execution (no cache key), a text statement is compiled once; its
-    parameters keep their column types, so values are converted exactly as the ORM converts them."""
-    sql = (
-        f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)}) "
-        f"ON CONFLICT ({', '.join(keys)}) DO NOTHING"
-    )
+    parameters keep their column types, so values are converted exactly as the ORM converts them. With `rows`
+    it inserts that many rows, whose parameters are named `column_n` (see `numbered`)."""
+    names = [list(columns)] if rows is None else [[f"{c}_{n}" for c in columns] for n in range(rows)]
+    values = ", ".join("(" + ", ".join(":" + name for name in row) + ")" for row in names)
+    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES {values} ON CONFLICT ({', '.join(keys)}) DO NOTHING"
     if returning:
         sql += f" RETURNING {returning}"
-    statement = sa.text(sql).bindparams(*(sa.bindparam(c, type_=table.c[c].type) for c in columns))
+    params = [sa.bindparam(name, type_=table.c[c].type) for row in names for name, c in zip(row, columns, strict=True)]
+    statement = sa.text(sql).bindparams(*params)
     return statement.columns(table.c[returning]) if returning else statement
+
+
+def numbered(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The parameters of several rows for one statement of `insert_or_ignore(..., rows=len(rows))`."""
+    return {f"{key}_{n}": value for n, row in enumerate(rows) for key, value in row.items()}
 
 
 def _alembic_config(engine: Engine) -> Config:

@@ -7,16 +7,19 @@ so that a Slack event id is claimed in the same transaction as its effect."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, delete, select
 
-from core.db import insert_or_ignore
+from core.db import insert_or_ignore, numbered
 from core.enums import EntryKind
 from core.errors import InvalidInput, NotFound
-from core.models import TimelineEntry, TimelineTag
+from core.models import ProcessedEvent, TimelineEntry, TimelineTag
 
 # First match wins; the order puts the more decisive words first.
 _KIND_WORDS: tuple[tuple[EntryKind, re.Pattern[str]], ...] = (
@@ -93,6 +96,85 @@ def tag_message(
     created: Any = session.execute(insert, values)
     session.execute(_TAG_BY_MESSAGE, {"tag": tag, "incident_id": incident_id, "channel": channel, "ts": ts})
     return bool(created.rowcount == 1)
+
+
+@dataclass(frozen=True)
+class Tagging:
+    """One Slack event that tags a message (a reaction, a pin), as `tag_messages` takes it."""
+
+    event_id: str  # "" when the event has none
+    incident_id: int
+    channel: str
+    ts: str
+    text: str
+    author: str
+    tag: str
+    source: str
+    at: datetime  # when sitrep took the event: its claim's and its entry's recorded time
+    permalink: str | None = None
+
+
+def tag_messages(*, session: Session, taggings: Sequence[Tagging]) -> list[bool]:
+    """Apply many taggings in four statements, whatever their number: what `claim_event` and `tag_message`
+    do for one, for all the events waiting together (each SQLite step releases Python's GIL, and under load
+    getting it back is what the write lock was held for). Returns, for each, whether it was applied: False for
+    an event id processed before, or earlier in `taggings` (a retried delivery)."""
+    ids = sorted({t.event_id for t in taggings})
+    seen = set(session.execute(_seen(len(ids)), {f"e{n}": e for n, e in enumerate(ids)}).scalars())
+    applied, fresh = [], []
+    for tagging in taggings:
+        first = not tagging.event_id or tagging.event_id not in seen
+        applied.append(first)
+        if first:
+            fresh.append(tagging)
+            seen.add(tagging.event_id)
+    if not fresh:
+        return applied
+    claims = [{"event_id": t.event_id, "received_at": t.at} for t in fresh if t.event_id]
+    if claims:
+        claim = insert_or_ignore(_EVENTS, ("event_id",), ("event_id", "received_at"), rows=len(claims))
+        session.execute(claim, numbered(claims))
+    entries = [
+        {"incident_id": t.incident_id, "occurred_at": ts_to_datetime(t.ts), "recorded_at": t.at,
+         "kind": infer_kind(t.text), "actor": t.author, "text": t.text, "source": t.source,
+         "permalink": t.permalink, "message_channel": t.channel, "message_ts": t.ts, "kind_locked": False,
+         "details": {}}
+        for t in fresh
+    ]  # fmt: skip
+    keys = ("incident_id", "message_channel", "message_ts")
+    session.execute(insert_or_ignore(_ENTRIES, keys, tuple(entries[0]), rows=len(entries)), numbered(entries))
+    session.execute(_tags_by_message(len(fresh)), _tag_params(fresh))
+    return applied
+
+
+_EVENTS: sa.Table = ProcessedEvent.__table__  # type: ignore[attr-defined]
+_ENTRIES: sa.Table = TimelineEntry.__table__  # type: ignore[attr-defined]
+
+
+@lru_cache(maxsize=128)
+def _seen(rows: int) -> sa.TextClause:
+    """Which of `rows` event ids were processed before."""
+    ids = ", ".join(f":e{n}" for n in range(rows))
+    return sa.text(f"SELECT event_id FROM processed_events WHERE event_id IN ({ids})")
+
+
+@lru_cache(maxsize=128)
+def _tags_by_message(rows: int) -> sa.TextClause:
+    """INSERT the tags of `rows` messages' entries, found by message (as _TAG_BY_MESSAGE, for many)."""
+    values = ", ".join(f"(CAST(:i{n} AS INTEGER), :c{n}, :t{n}, :g{n})" for n in range(rows))
+    return sa.text(
+        f"WITH v(incident_id, channel, ts, tag) AS (VALUES {values}) "
+        "INSERT INTO timeline_tags (entry_id, tag) SELECT e.id, v.tag FROM v JOIN timeline_entries e "
+        "ON e.incident_id = v.incident_id AND e.message_channel = v.channel AND e.message_ts = v.ts "
+        "WHERE true ON CONFLICT (entry_id, tag) DO NOTHING"
+    )
+
+
+def _tag_params(taggings: Sequence[Tagging]) -> dict[str, object]:
+    params: dict[str, object] = {}
+    for n, t in enumerate(taggings):
+        params |= {f"i{n}": t.incident_id, f"c{n}": t.channel, f"t{n}": t.ts, f"g{n}": t.tag}
+    return params
 
 
 def untag_message(*, session: Session, incident_id: int, channel: str, ts: str, tag: str) -> bool:

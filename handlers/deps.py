@@ -19,6 +19,7 @@ from bot.settings import Settings
 from core import store
 from core.clock import Clock
 from core.db import GroupCommit, reading, transaction
+from core.timeline_capture import Tagging, tag_messages
 from handlers.messages import MessageReader
 
 NEGATIVE_CACHE_SECONDS = 2.0
@@ -75,11 +76,19 @@ class Deps:
         the busiest path, Slack events, spends one transaction on many events."""
         return self.group_commit.run(work)
 
+    def tag_together(self, tagging: Tagging) -> bool:
+        """A tagging event applied with the others waiting, in one set of statements for all (tag_messages)."""
+        return bool(self.group_commit.run_many(tagging, _tag_messages))
+
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A read-only look (on SQLite it does not wait for writers)."""
         with reading(self.sessions) as session:
             yield session
+
+
+def _tag_messages(session: Session, taggings: list[Tagging]) -> list[bool]:
+    return tag_messages(session=session, taggings=taggings)
 
 
 def deps_of(context: BoltContext | dict[str, Any]) -> Deps:

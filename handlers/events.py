@@ -15,10 +15,10 @@ from sqlmodel import Session
 
 from core import store
 from core.timeline_capture import (
+    Tagging,
     delete_message,
     edit_message,
     is_tagged,
-    tag_message,
     ts_to_datetime,
     untag_message,
 )
@@ -94,16 +94,15 @@ def tag(deps: Deps, body: dict[str, Any], *, channel: str, ts: str, tag_name: st
     message = message or deps.messages.read(channel, ts)
     if message is None:
         return
-    link = permalink(deps, channel, ts, message.get("thread_ts"))
-    author = str(message.get("user") or message.get("bot_id") or "")
-
-    def effect(session: Session, incident_id: int) -> None:
-        tag_message(
-            session=session, incident_id=incident_id, channel=channel, ts=ts, text=str(message.get("text") or ""),
-            author=author, tag=tag_name, source=source, now=deps.now(), permalink=link,
-        )  # fmt: skip
-
-    once(deps, body, channel, effect)
+    incident_id = deps.incident_id_of_channel(channel)
+    if incident_id is None:
+        return
+    tagging = Tagging(
+        event_id=str(body.get("event_id") or ""), incident_id=incident_id, channel=channel, ts=ts,
+        text=str(message.get("text") or ""), author=str(message.get("user") or message.get("bot_id") or ""),
+        tag=tag_name, source=source, at=deps.now(), permalink=permalink(deps, channel, ts, message.get("thread_ts")),
+    )  # fmt: skip
+    deps.tag_together(tagging)
 
 
 def _tagging_reaction(deps: Deps, event: dict[str, Any]) -> tuple[str, str, str] | None:

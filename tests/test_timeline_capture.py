@@ -6,14 +6,24 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy.orm import sessionmaker
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from core import store
 from core.cadence import DEFAULT_CADENCE_TEXT, parse_cadence
 from core.clock import FrozenClock
 from core.db import transaction
 from core.enums import EntryKind, Severity
-from core.timeline_capture import delete_message, edit_message, infer_kind, set_kind, tag_message, untag_message
+from core.models import ProcessedEvent
+from core.timeline_capture import (
+    Tagging,
+    delete_message,
+    edit_message,
+    infer_kind,
+    set_kind,
+    tag_message,
+    tag_messages,
+    untag_message,
+)
 
 TS = "1768485300.000100"  # 2026-01-15 13:55:00 UTC
 
@@ -110,3 +120,33 @@ def test_edits_update_and_deletes_remove_and_a_chosen_kind_sticks(
     with transaction(sessions) as session:
         assert delete_message(session=session, channel="C1", ts=TS) == 1
     assert _entries(sessions, incident_id) == []
+
+
+def test_many_taggings_at_once_are_each_applied_once(sessions: sessionmaker[Session], clock: FrozenClock) -> None:
+    first, second = _incident(sessions, clock), _incident(sessions, clock)
+    later = "1768485360.000200"
+
+    def tagging(event_id: str, incident: int, ts: str, tag: str, text: str = "we rolled back") -> Tagging:
+        return Tagging(event_id=event_id, incident_id=incident, channel="C1", ts=ts, text=text, author="U2",
+                       tag=tag, source="reaction", at=clock.now())  # fmt: skip
+
+    with transaction(sessions) as session:
+        store.claim_event(session=session, event_id="Ev-old", now=clock.now())
+    with transaction(sessions) as session:
+        applied = tag_messages(session=session, taggings=[
+            tagging("Ev1", first, TS, "reaction:U2:pushpin"),
+            tagging("Ev1", first, TS, "reaction:U2:pushpin"),  # the same delivery twice in one batch
+            tagging("Ev2", first, TS, "reaction:U3:pushpin"),  # a second tag of the same message
+            tagging("Ev-old", first, later, "pin"),  # processed before
+            tagging("Ev3", second, TS, "pin", text="alerts fired"),  # the same message, another incident
+            tagging("", first, later, "pin", text="paged the DB team"),  # no event id
+        ])  # fmt: skip
+    assert applied == [True, False, True, False, True, True]
+    assert _entries(sessions, first) == [("we rolled back", EntryKind.MITIGATION, "reaction"),
+                                         ("paged the DB team", EntryKind.ESCALATION, "reaction")]  # fmt: skip
+    assert _entries(sessions, second) == [("alerts fired", EntryKind.DETECTION, "reaction")]
+    with transaction(sessions) as session:  # two tags on the first message: removing one keeps the entry
+        assert not untag_message(session=session, incident_id=first, channel="C1", ts=TS, tag="reaction:U2:pushpin")
+        assert untag_message(session=session, incident_id=first, channel="C1", ts=TS, tag="reaction:U3:pushpin")
+    with sessions() as session:
+        assert set(session.exec(select(ProcessedEvent.event_id)).all()) == {"Ev-old", "Ev1", "Ev2", "Ev3"}
