@@ -7,8 +7,9 @@ Web API) and sends the signed event deliveries.
 
     .venv/bin/python bench/timeline_ingest.py [--rounds 3] [--processes N] [--database-url postgresql://…]
 
-Each round has a fresh bot and database; the last line is the median over the rounds. This machine's speed
-varies from minute to minute (it is shared), so one round alone says little.
+Each round has a fresh bot and database; the last line is the median over the rounds. A shared machine's
+speed varies from minute to minute, so one round alone says little: each round prints the CPU time the host
+took for other machines meanwhile, and the bot's CPU time per delivery (about 2 ms when the machine runs well).
 """
 
 from __future__ import annotations
@@ -73,14 +74,6 @@ def _stats() -> Iterator[tuple[int, list[str]]]:
             continue
 
 
-def reference_seconds() -> float:
-    """A fixed pure-Python loop, timed: how fast this machine's CPU is just now (it varies on a shared host)."""
-    started, total = time.process_time(), 0
-    for i in range(2_000_000):
-        total += i * i % 7
-    return time.process_time() - started
-
-
 def stolen_seconds() -> float:
     """CPU time the host gave to other machines while this one's was waiting (steal, from /proc/stat)."""
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
@@ -131,8 +124,6 @@ def main() -> int:
                         help="SITREP_PROCESSES for the bot (default: one per core, as the README advises)")  # fmt: skip
     args = parser.parse_args()
     rates = []
-    print(f"reference loop: {reference_seconds():.2f} s of CPU (smaller is faster; from about 0.36 to 0.56 on "
-          "the machine this was written on)")  # fmt: skip
     for number in range(1, args.rounds + 1):
         name = f"sitrep_ingest_{os.getpid()}_{number}"
         with tempfile.TemporaryDirectory() as tmp, fresh_database(args.database_url, tmp, name) as url:
