@@ -60,12 +60,20 @@ def _entry_id(session: Session, incident_id: int, channel: str, ts: str) -> int 
     return session.exec(query).first()
 
 
-# The tag of a message's entry, found by the message: no round trip for the entry's id (see tag_message).
-_TAG_BY_MESSAGE = sa.text(
-    "INSERT INTO timeline_tags (entry_id, tag) SELECT id, :tag FROM timeline_entries "
-    "WHERE incident_id = :incident_id AND message_channel = :channel AND message_ts = :ts "
-    "ON CONFLICT (entry_id, tag) DO NOTHING"
-)
+@dataclass(frozen=True)
+class Tagging:
+    """One Slack event that tags a message (a reaction, a pin), as `tag_messages` takes it."""
+
+    event_id: str  # "" when the event has none
+    incident_id: int
+    channel: str
+    ts: str
+    text: str
+    author: str
+    tag: str
+    source: str
+    at: datetime  # when sitrep took the event: its claim's and its entry's recorded time
+    permalink: str | None = None
 
 
 def tag_message(
@@ -84,34 +92,13 @@ def tag_message(
     """Add `tag` to the entry of this message, creating the entry on the first tag. True when it was created.
 
     Two statements that cannot conflict (INSERT ... ON CONFLICT DO NOTHING), so concurrent tags of one message
-    meet at the unique keys instead of failing (the entry's statement is compiled once: `insert_or_ignore`). Each is one
-    step of SQLite's: on the busiest path, under the write lock, every step counts."""
-    entries = TimelineEntry.__table__  # type: ignore[attr-defined]
-    values = {
-        "incident_id": incident_id, "occurred_at": ts_to_datetime(ts), "recorded_at": now, "kind": infer_kind(text),
-        "actor": author, "text": text, "source": source, "permalink": permalink, "message_channel": channel,
-        "message_ts": ts, "kind_locked": False, "details": {},
-    }  # fmt: skip
-    insert = insert_or_ignore(entries, ("incident_id", "message_channel", "message_ts"), tuple(values))
-    created: Any = session.execute(insert, values)
-    session.execute(_TAG_BY_MESSAGE, {"tag": tag, "incident_id": incident_id, "channel": channel, "ts": ts})
+    meet at the unique keys instead of failing. The message shortcut's path; events go through `tag_messages`."""
+    tagging = Tagging(event_id="", incident_id=incident_id, channel=channel, ts=ts, text=text, author=author,
+                      tag=tag, source=source, at=now, permalink=permalink)  # fmt: skip
+    values = _entry_row(tagging)
+    created: Any = session.execute(insert_or_ignore(_ENTRIES, _ENTRY_KEYS, tuple(values)), values)
+    session.execute(_tags_by_message(1), _tag_params([tagging]))
     return bool(created.rowcount == 1)
-
-
-@dataclass(frozen=True)
-class Tagging:
-    """One Slack event that tags a message (a reaction, a pin), as `tag_messages` takes it."""
-
-    event_id: str  # "" when the event has none
-    incident_id: int
-    channel: str
-    ts: str
-    text: str
-    author: str
-    tag: str
-    source: str
-    at: datetime  # when sitrep took the event: its claim's and its entry's recorded time
-    permalink: str | None = None
 
 
 def tag_messages(*, session: Session, taggings: Sequence[Tagging]) -> list[bool]:
@@ -134,21 +121,24 @@ def tag_messages(*, session: Session, taggings: Sequence[Tagging]) -> list[bool]
     if claims:
         claim = insert_or_ignore(_EVENTS, ("event_id",), ("event_id", "received_at"), rows=len(claims))
         session.execute(claim, numbered(claims))
-    entries = [
-        {"incident_id": t.incident_id, "occurred_at": ts_to_datetime(t.ts), "recorded_at": t.at,
-         "kind": infer_kind(t.text), "actor": t.author, "text": t.text, "source": t.source,
-         "permalink": t.permalink, "message_channel": t.channel, "message_ts": t.ts, "kind_locked": False,
-         "details": {}}
-        for t in fresh
-    ]  # fmt: skip
-    keys = ("incident_id", "message_channel", "message_ts")
-    session.execute(insert_or_ignore(_ENTRIES, keys, tuple(entries[0]), rows=len(entries)), numbered(entries))
+    entries = [_entry_row(t) for t in fresh]
+    session.execute(insert_or_ignore(_ENTRIES, _ENTRY_KEYS, tuple(entries[0]), rows=len(entries)), numbered(entries))
     session.execute(_tags_by_message(len(fresh)), _tag_params(fresh))
     return applied
 
 
 _EVENTS: sa.Table = ProcessedEvent.__table__  # type: ignore[attr-defined]
 _ENTRIES: sa.Table = TimelineEntry.__table__  # type: ignore[attr-defined]
+_ENTRY_KEYS = ("incident_id", "message_channel", "message_ts")
+
+
+def _entry_row(t: Tagging) -> dict[str, Any]:
+    """The timeline entry a tagged message makes, as a row (its kind inferred from its words)."""
+    return {
+        "incident_id": t.incident_id, "occurred_at": ts_to_datetime(t.ts), "recorded_at": t.at,
+        "kind": infer_kind(t.text), "actor": t.author, "text": t.text, "source": t.source, "permalink": t.permalink,
+        "message_channel": t.channel, "message_ts": t.ts, "kind_locked": False, "details": {},
+    }  # fmt: skip
 
 
 @lru_cache(maxsize=128)
@@ -160,7 +150,7 @@ def _seen(rows: int) -> sa.TextClause:
 
 @lru_cache(maxsize=128)
 def _tags_by_message(rows: int) -> sa.TextClause:
-    """INSERT the tags of `rows` messages' entries, found by message (as _TAG_BY_MESSAGE, for many)."""
+    """INSERT the tags of `rows` messages' entries, each entry found by its message (no round trip for its id)."""
     values = ", ".join(f"(CAST(:i{n} AS INTEGER), :c{n}, :t{n}, :g{n})" for n in range(rows))
     return sa.text(
         f"WITH v(incident_id, channel, ts, tag) AS (VALUES {values}) "
