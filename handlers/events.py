@@ -89,13 +89,11 @@ def permalink(deps: Deps, channel: str, ts: str, thread_ts: str | None = None) -
 def tag(deps: Deps, body: dict[str, Any], *, channel: str, ts: str, tag_name: str, source: str,
         message: dict[str, Any] | None = None) -> None:  # fmt: skip
     """Tag a message of an incident channel into that incident's timeline."""
-    if not is_incident_channel(deps, channel) or already_processed(deps, body):
+    incident_id = deps.incident_id_of_channel(channel)
+    if incident_id is None or already_processed(deps, body):
         return
     message = message or deps.messages.read(channel, ts)
     if message is None:
-        return
-    incident_id = deps.incident_id_of_channel(channel)
-    if incident_id is None:
         return
     tagging = Tagging(
         event_id=str(body.get("event_id") or ""), incident_id=incident_id, channel=channel, ts=ts,

@@ -119,6 +119,45 @@ def test_a_failing_unit_costs_the_others_nothing(engine: Engine, sessions: sessi
     assert _stored(sessions) == {"Ev-first", "Ev-a", "Ev-b"}  # the broken unit's claim was rolled back
 
 
+def test_units_of_one_kind_are_applied_together_and_in_their_order(sessions: sessionmaker[Session]) -> None:
+    """A reaction then its removal, waiting together: the removal must still come after the reaction."""
+    group = GroupCommit(sessions)
+    gate = threading.Event()
+    applied: list[object] = []
+
+    def many(session: Session, items: list[str]) -> list[str]:
+        applied.append(list(items))
+        return [item.upper() for item in items]
+
+    def plain(name: str) -> Callable[[Session], str]:
+        def work(session: Session) -> str:
+            if name == "first":
+                gate.wait(5)
+            applied.append(name)
+            return name
+
+        return work
+
+    results: dict[str, object] = {}
+    leader = threading.Thread(target=lambda: results.update(first=group.run(plain("first"))))
+    leader.start()
+    time.sleep(0.1)
+    queued = []
+    for name, start in [("a", lambda: group.run_many("a", many)), ("b", lambda: group.run_many("b", many)),
+                        ("untag", lambda: group.run(plain("untag"))), ("c", lambda: group.run_many("c", many))]:
+        queued.append(threading.Thread(target=lambda n=name, f=start: results.update({n: f()})))
+        queued[-1].start()
+        deadline = time.monotonic() + 5  # queue them in this order
+        while len(group._waiting) < len(queued) and time.monotonic() < deadline:  # noqa: SLF001
+            time.sleep(0.01)
+    gate.set()
+    for thread in [leader, *queued]:
+        thread.join(10)
+
+    assert applied == ["first", ["a", "b"], "untag", ["c"]]
+    assert results == {"first": "first", "a": "A", "b": "B", "untag": "untag", "c": "C"}
+
+
 def test_many_threads_each_event_stored_once(sessions: sessionmaker[Session]) -> None:
     group = GroupCommit(sessions)
     results: list[bool] = []
