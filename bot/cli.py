@@ -84,18 +84,23 @@ def _run_processes(settings: Settings, *, port: int, processes: int) -> int:
     connections from it in turn (each with its own threads, so that together they use several cores). A process
     that dies (a signal, say the kernel's OOM killer) is replaced; one that fails with an error (the database or
     Slack unreachable at start, say) stops them all, as `sitrep run` alone would stop. SIGTERM or ^C stops them
-    all, each finishing its work in flight."""
+    all, each finishing its work in flight. /metrics shows the sums of their counters, whichever answers."""
     import contextlib
     import os
+    import shutil
     import signal
+    import tempfile
     import time
 
+    from bot.observability import share_metrics_between_processes
     from core.db import make_engine, upgrade
 
     log = logging.getLogger("sitrep")
     engine = make_engine(settings.database_url)
     upgrade(engine)
     engine.dispose()  # no connection crosses the fork
+    metrics = tempfile.mkdtemp(prefix="sitrep-metrics-")  # /metrics sums the processes' counters kept here
+    share_metrics_between_processes(metrics)
     sock = socket.create_server(("0.0.0.0", port), backlog=1024)
     children: dict[int, int] = {}  # pid -> index
     stopping = False
@@ -156,6 +161,7 @@ def _run_processes(settings: Settings, *, port: int, processes: int) -> int:
             if not stopping:
                 start(index)
     sock.close()
+    shutil.rmtree(metrics, ignore_errors=True)
     log.info("stopped")
     return result
 

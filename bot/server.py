@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.socket_mode.internals import run_bolt_app, send_response
 from slack_bolt.adapter.wsgi import SlackRequestHandler
@@ -59,7 +59,7 @@ class WsgiApp:
             return [body]
         if path == "/metrics" and method == "GET":
             start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
-            return [generate_latest(self.metrics.registry)]
+            return [self.metrics.exposition()]
         if not self.slack_events:
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"not found: this process takes Slack's requests over Socket Mode\n"]

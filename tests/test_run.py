@@ -139,6 +139,11 @@ def test_several_processes_share_the_port_replace_a_dead_one_and_stop_together(t
                 assert driver.command(f"declare sev3 Shared port {n}", user="U0ALICE", channel=general).status == 200
             fake.wait_for(lambda: len([c for c in fake.calls_to("conversations.create") if c.response.get("ok")]) == 4,
                           timeout=20)  # fmt: skip
+            for _ in range(8):
+                driver.close_connection()
+                assert driver.command("help", user="U0ALICE", channel=general).status == 200
+            # /metrics counts the requests of both processes, whichever answers (each scrape a new connection).
+            assert {_requests_counted(port) for _ in range(10)} == {12.0}
 
             children = _children(process.pid)
             process.send_signal(signal.SIGTERM)
@@ -149,6 +154,13 @@ def test_several_processes_share_the_port_replace_a_dead_one_and_stop_together(t
     assert lines.count("stopped") == 3  # each process, then the parent
     assert any("exited with exit code -9; starting another" in line for line in lines)
     assert sum("stopped with exit code 0" in line for line in lines) == 2
+
+
+def _requests_counted(port: int) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("sitrep_slack_requests_total{"))  # fmt: skip
 
 
 def _state(pid: int) -> str:
