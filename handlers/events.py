@@ -201,8 +201,13 @@ def on_event(deps: Deps, body: dict[str, Any]) -> None:
 
 
 def at_ack(deps: Deps, body: dict[str, Any]) -> None:
-    if body["event"]["type"] == "reaction_added":
+    event = body["event"]
+    if event["type"] == "reaction_added":
         expect_reacted_message(deps, body)
+    elif event["type"] == "message" and event.get("subtype") in ("message_changed", "message_deleted"):
+        ts = (event.get("message") or {}).get("ts") or event.get("deleted_ts")
+        if event.get("channel") and ts:
+            deps.messages.forget(event["channel"], ts)
 
 
 def ignore() -> None:

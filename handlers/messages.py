@@ -56,6 +56,11 @@ class MessageReader:
         with self._lock:
             self._expected.setdefault(channel, {})[ts] = self._clock() + KEEP_SECONDS
 
+    def forget(self, channel: str, ts: str) -> None:
+        """The message was edited or deleted: a copy read ahead is stale, and its work reads it afresh."""
+        with self._lock:
+            self._ahead.pop((channel, ts), None)
+
     def read(self, channel: str, ts: str) -> Message | None:
         """The message, or None when Slack no longer has it."""
         now = self._clock()

@@ -157,6 +157,19 @@ def test_removing_the_reaction_removes_the_entry_and_editing_updates_it(bot: Har
     assert _tagged(bot) == []
 
 
+def test_an_edit_or_delete_while_reactions_wait_is_not_lost_to_a_copy_read_ahead(bot: Harness) -> None:
+    channel = _declare(bot)
+    first, edited, deleted = (bot.fake.post_as_user(channel, BOB, text)["ts"] for text in ("a", "b", "c"))
+    reader = bot.sitrep.deps.messages
+    for ts in (edited, deleted):  # reactions acknowledged, their work still queued
+        reader.expect(channel, ts)
+    assert (reader.read(channel, first) or {}).get("text") == "a"  # the work of a reaction on `first` reads ahead
+    _event(bot, bot.fake.edit_as_user(channel, edited, "b, edited"))
+    _event(bot, bot.fake.delete_as_user(channel, deleted))
+    assert (reader.read(channel, edited) or {}).get("text") == "b, edited"
+    assert reader.read(channel, deleted) is None
+
+
 def test_a_message_tagged_from_another_channel_follows_its_edits(bot: Harness) -> None:
     _declare(bot)
     report = bot.fake.post_as_user(bot.general, BOB, "Customers say checkout fails")
