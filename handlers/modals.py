@@ -294,7 +294,35 @@ def resolution_from_state(view: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def pick_incident_view(incidents: list[Incident], *, channel: str, ts: str, text: str, author: str) -> dict[str, Any]:
+METADATA_LIMIT = 3000  # Slack's limit on a view's private_metadata, in characters
+
+
+def _slack_length(text: str) -> int:
+    """Length as Slack counts it (UTF-16 code units, as JavaScript does: an emoji may count twice)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def fitted_metadata(meta: dict[str, Any], *, shorten: str) -> str:
+    """`meta` as private_metadata within Slack's limit. When it does not fit, the text of field `shorten` is cut
+    to what fits and `"cut": true` says so (the submission then reads the whole text where it can)."""
+    whole = json.dumps(meta, ensure_ascii=False)
+    if _slack_length(whole) <= METADATA_LIMIT:
+        return whole
+    text = str(meta[shorten])
+
+    def cut_to(length: int) -> str:
+        return json.dumps({**meta, shorten: text[:length], "cut": True}, ensure_ascii=False)
+
+    fits, too_long = 0, len(text)  # the longest start that fits, by bisection
+    while too_long - fits > 1:
+        middle = (fits + too_long) // 2
+        fits, too_long = (middle, too_long) if _slack_length(cut_to(middle)) <= METADATA_LIMIT else (fits, middle)
+    return cut_to(fits)
+
+
+def pick_incident_view(incidents: list[Incident], *, message: dict[str, str | None]) -> dict[str, Any]:
+    """Which open incident a message shortcut used outside any incident channel adds to. `message`: its channel,
+    ts, thread_ts, text and author, carried to the submission in private_metadata."""
     options = [Option(value=str(i.id), label=f"{i.key} {i.severity.label} {i.title}"[:75]) for i in incidents[:100]]
     return View(
         type="modal",
@@ -302,7 +330,7 @@ def pick_incident_view(incidents: list[Incident], *, channel: str, ts: str, text
         title="Add to timeline",
         submit="Add",
         close="Cancel",
-        private_metadata=json.dumps({"channel": channel, "ts": ts, "text": text[:2000], "author": author}),
+        private_metadata=fitted_metadata(message, shorten="text"),
         blocks=[
             InputBlock(
                 block_id="incident",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from slack_bolt import Ack, App
+from slack_sdk.errors import SlackApiError
 
 from core import store
 from core.errors import InvalidInput
@@ -13,9 +15,11 @@ from core.timeline_capture import tag_message
 from handlers import flows, modals
 from handlers.deps import Deps
 from handlers.events import permalink
+from handlers.messages import read_one
 from handlers.reply import Who, guarded, reply_private
 
 CALLBACK = "sitrep_add_to_timeline"
+log = logging.getLogger("sitrep.handlers")
 
 
 def _ack(ack: Ack) -> None:
@@ -45,22 +49,23 @@ def add(
 
 def on_shortcut(deps: Deps, body: dict[str, Any]) -> None:
     who = Who.of(body)
-    channel = body["channel"]["id"]
     message = body["message"]
-    ts, text = message["ts"], str(message.get("text") or "")
-    author = str(message.get("user") or message.get("bot_id") or "")
+    shared = {
+        "channel": body["channel"]["id"], "ts": message["ts"], "thread_ts": message.get("thread_ts"),
+        "text": str(message.get("text") or ""), "author": str(message.get("user") or message.get("bot_id") or ""),
+    }  # fmt: skip
     with deps.tx() as session:
-        here = store.incident_by_channel(session=session, channel_id=channel)
+        here = store.incident_by_channel(session=session, channel_id=shared["channel"])
     if here is not None:
-        add(deps, who, here, channel=channel, ts=ts, text=text, author=author, thread_ts=message.get("thread_ts"))
+        add(deps, who, here, **shared)
         return
     incidents = flows.visible_open_incidents(deps, who.user_id or "")
     if not incidents:
         raise InvalidInput("There is no open incident to add this message to.")
     if len(incidents) == 1:
-        add(deps, who, incidents[0], channel=channel, ts=ts, text=text, author=author)
+        add(deps, who, incidents[0], **shared)
         return
-    view = modals.pick_incident_view(incidents, channel=channel, ts=ts, text=text, author=author)
+    view = modals.pick_incident_view(incidents, message=shared)
     deps.client.views_open(trigger_id=body["trigger_id"], view=view)
 
 
@@ -72,8 +77,23 @@ def on_pick(deps: Deps, body: dict[str, Any]) -> None:
         incident = session.get(Incident, incident_id)
     if incident is None:
         raise InvalidInput("That incident no longer exists.")
-    who = Who(user_id=body["user"]["id"], channel_id=incident.channel_id, response_url=None)
-    add(deps, who, incident, channel=meta["channel"], ts=meta["ts"], text=meta["text"], author=meta["author"])
+    # Answer where the shortcut was used: the person may not be in the incident's channel.
+    who = Who(user_id=body["user"]["id"], channel_id=meta["channel"], response_url=None)
+    text = meta["text"] if not meta.get("cut") else _whole_text(deps, meta["channel"], meta["ts"], meta["text"])
+    add(deps, who, incident, channel=meta["channel"], ts=meta["ts"], thread_ts=meta.get("thread_ts"), text=text,
+        author=meta["author"])  # fmt: skip
+
+
+def _whole_text(deps: Deps, channel: str, ts: str, start: str) -> str:
+    """A message too long to travel whole in the modal: read it from Slack where the bot can (not in a channel
+    it is not a member of), else keep the start that travelled, marked as cut."""
+    try:
+        message = read_one(deps.client, channel, ts)
+    except SlackApiError as error:
+        reason = error.response.get("error")
+        log.info("could not read a long message whole", extra={"channel": channel, "error": reason})
+        message = None
+    return str(message.get("text") or "") if message else f"{start}…"
 
 
 def register(app: App) -> None:

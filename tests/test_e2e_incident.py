@@ -186,6 +186,60 @@ def test_a_message_tagged_from_another_channel_follows_its_edits(bot: Harness) -
     assert _tagged(bot) == []
 
 
+def _tagged_in(bot: Harness, key: str) -> list[str]:
+    with bot.sitrep.deps.tx() as session:
+        incident = store.incident_by_key(session=session, key=key)
+        return [e.text for e in store.entries_of(session=session, incident=incident) if e.message_ts is not None]
+
+
+@pytest.mark.parametrize("text", ["Customers say search is slow", "Clients signalent des lenteurs: " + "é" * 3900])
+def test_the_shortcut_asks_which_incident_when_several_are_open(bot: Harness, text: str) -> None:
+    _declare(bot)
+    bot.command("declare sev3 Search is slow")
+    report = bot.fake.post_as_user(bot.general, BOB, text)
+    shortcut = bot.slack.message_shortcut("sitrep_add_to_timeline", user=BOB, channel=bot.general, message=report["ts"])
+    assert shortcut.status == 200
+    bot.idle()
+    view = bot.fake.last_view("sitrep_pick_incident")
+    assert view is not None, bot.fake.calls_to("views.open")[-1].response
+    options = {o["text"]["text"]: o["value"] for o in view["blocks"][0]["element"]["options"]}
+    assert sorted(label.split()[0] for label in options) == ["INC-1", "INC-2"]
+    chosen = next(value for label, value in options.items() if label.startswith("INC-2"))
+    assert _tagged_in(bot, "INC-1") == _tagged_in(bot, "INC-2") == []  # nothing until one is chosen
+
+    assert bot.slack.view_submission(view, {"incident": {"incident": chosen}}, user=BOB).status == 200
+    bot.idle()
+    assert _tagged_in(bot, "INC-1") == [] and _tagged_in(bot, "INC-2") == [text]  # the whole text, not a cut
+    # Bob is not in INC-2's channel: the answer comes where he used the shortcut.
+    assert "Added to the INC-2 timeline" in bot.fake.ephemerals(user=BOB, channel=bot.general)[-1]["text"]
+
+
+def test_a_long_message_from_a_channel_the_bot_cannot_read_keeps_the_start_that_fits(bot: Harness) -> None:
+    _declare(bot)
+    bot.command("declare sev3 Search is slow")
+    elsewhere = bot.fake.add_channel("random", [BOB])  # the bot is not a member: it cannot read the message
+    text = "🔥 " * 2000
+    report = bot.fake.post_as_user(elsewhere, BOB, text)
+    bot.slack.message_shortcut("sitrep_add_to_timeline", user=BOB, channel=elsewhere, message=report["ts"])
+    bot.idle()
+    view = bot.fake.last_view("sitrep_pick_incident")
+    assert view is not None
+    chosen = next(o["value"] for o in view["blocks"][0]["element"]["options"] if o["text"]["text"].startswith("INC-2"))
+    bot.slack.view_submission(view, {"incident": {"incident": chosen}}, user=BOB)
+    bot.idle()
+    [kept] = _tagged_in(bot, "INC-2")
+    assert kept.endswith("…") and text.startswith(kept[:-1]) and len(kept) > 1000
+    assert "Added to the INC-2 timeline" in bot.fake.dms(BOB)[-1]["text"]  # not in that channel: by DM
+
+
+def test_the_shortcut_with_no_open_incident_says_so_privately(bot: Harness) -> None:
+    report = bot.fake.post_as_user(bot.general, BOB, "is anything on fire?")
+    bot.slack.message_shortcut("sitrep_add_to_timeline", user=BOB, channel=bot.general, message=report["ts"])
+    bot.idle()
+    assert "no open incident" in bot.fake.ephemerals(user=BOB)[-1]["text"]
+    assert len(bot.fake.messages(bot.general)) == 1  # nothing posted
+
+
 def test_messages_record_who_spoke_but_not_what(bot: Harness) -> None:
     channel = _declare(bot)
     _event(bot, bot.fake.post_as_user(channel, BOB, "secret words"))
