@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -170,6 +171,27 @@ def test_an_edit_or_delete_while_reactions_wait_is_not_lost_to_a_copy_read_ahead
     assert reader.read(channel, deleted) is None
 
 
+def test_entries_keep_the_message_time_and_permalink_and_an_unpin_removes_the_pins_entry(bot: Harness) -> None:
+    channel = _declare(bot)
+    parent = bot.fake.post_as_user(channel, BOB, "Paging the payments team")
+    reply = bot.fake.post_as_user(channel, CAROL, "Payments on-call joined", thread_ts=parent["ts"])
+    _event(bot, bot.fake.pin_as_user(channel, parent["ts"], BOB))
+    _event(bot, bot.fake.react_as_user(channel, reply["ts"], BOB, "pushpin"))
+    with bot.sitrep.deps.tx() as session:
+        incident = store.incident_by_key(session=session, key="INC-1")
+        entries = {e.message_ts: e for e in store.entries_of(session=session, incident=incident) if e.message_ts}
+    for message in (parent, reply):
+        entry = entries[message["ts"]]
+        seconds, micros = message["ts"].split(".")
+        assert entry.occurred_at == datetime.fromtimestamp(int(seconds), UTC).replace(microsecond=int(micros))
+        slack_link = bot.sitrep.deps.client.chat_getPermalink(channel=channel, message_ts=message["ts"])["permalink"]
+        assert entry.permalink == slack_link  # as Slack builds it, a reply's with its thread
+    assert "thread_ts=" in (entries[reply["ts"]].permalink or "")
+
+    _event(bot, bot.fake.pin_as_user(channel, parent["ts"], BOB, remove=True))
+    assert [text for text, _kind, _source in _tagged(bot)] == ["Payments on-call joined"]
+
+
 def test_a_message_tagged_from_another_channel_follows_its_edits(bot: Harness) -> None:
     _declare(bot)
     report = bot.fake.post_as_user(bot.general, BOB, "Customers say checkout fails")
@@ -245,6 +267,7 @@ def test_messages_record_who_spoke_but_not_what(bot: Harness) -> None:
     _event(bot, bot.fake.post_as_user(channel, BOB, "secret words"))
     _event(bot, bot.fake.post_as_user(channel, BOB, "more"))
     _event(bot, bot.fake.post_as_user(bot.general, CAROL, "elsewhere"))
+    _event(bot, bot.fake.message_event(channel, bot.incident("INC-1").intro_ts or ""))  # the bot's own
     with bot.sitrep.deps.tx() as session:
         incident = store.incident_by_key(session=session, key="INC-1")
         rows = [(p.user_id, p.messages) for p in store.participants_of(session=session, incident=incident)]
