@@ -9,7 +9,7 @@ Web API) and sends the signed event deliveries.
 
 Each round has a fresh bot and database; the last line is the median over the rounds. A shared machine's
 speed varies from minute to minute, so one round alone says little: each round prints the CPU time the host
-took for other machines meanwhile, and the bot's CPU time per delivery (about 2 ms when the machine runs well).
+took for other machines meanwhile, and the bot's CPU time per delivery (1 to 2 ms when the machine runs well).
 """
 
 from __future__ import annotations
