@@ -50,22 +50,22 @@ def add(
 def on_shortcut(deps: Deps, body: dict[str, Any]) -> None:
     who = Who.of(body)
     message = body["message"]
-    shared = {
+    tagged = {  # the message to add, as add() and the picker's private_metadata take it
         "channel": body["channel"]["id"], "ts": message["ts"], "thread_ts": message.get("thread_ts"),
         "text": str(message.get("text") or ""), "author": str(message.get("user") or message.get("bot_id") or ""),
     }  # fmt: skip
     with deps.tx() as session:
-        here = store.incident_by_channel(session=session, channel_id=shared["channel"])
+        here = store.incident_by_channel(session=session, channel_id=tagged["channel"])
     if here is not None:
-        add(deps, who, here, **shared)
+        add(deps, who, here, **tagged)
         return
     incidents = flows.visible_open_incidents(deps, who.user_id or "")
     if not incidents:
         raise InvalidInput("There is no open incident to add this message to.")
     if len(incidents) == 1:
-        add(deps, who, incidents[0], **shared)
+        add(deps, who, incidents[0], **tagged)
         return
-    view = modals.pick_incident_view(incidents, message=shared)
+    view = modals.pick_incident_view(incidents, message=tagged)
     deps.client.views_open(trigger_id=body["trigger_id"], view=view)
 
 
