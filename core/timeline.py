@@ -185,7 +185,8 @@ def label(event: ExportEvent, limit: int = 80) -> str:
     text = " ".join(event.description.split())
     if len(text) > limit:
         text = text[: limit - 1].rstrip() + "…"
-    return f"{event.type}: {text}" if text else event.type
+    kind = event.type.replace("_", " ")  # as the timeline names it: "status update", not "status_update"
+    return f"{kind}: {text}" if text else kind
 
 
 def phase_candidate(event: ExportEvent) -> str | None:

@@ -98,6 +98,7 @@ def test_a_whole_incident_ends_with_a_pir_holding_everything(
     positions = [timeline.index(text) for text in expected_in_order]
     assert positions == sorted(positions)
     assert "| Time to mitigate |" in markdown and "| Time to resolve |" in markdown
+    assert not re.search(r"\b[a-z]+_[a-z]+:", markdown), "kinds are named as people read them (status update)"
     assert "### Resolution" in markdown and "### Triage" in markdown
     assert "| Alert on pool use at 70% | carol | P1 | 2030-02-01 | open |" in markdown
     assert "ORM 3.2.0 opens 3x more connections than 3.1.2; pool of 20" in markdown
