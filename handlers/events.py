@@ -161,11 +161,10 @@ def on_message(deps: Deps, body: dict[str, Any]) -> None:
     channel = event.get("channel")
     subtype = event.get("subtype")
     if subtype == "message_changed":
-        message = event.get("message") or {}
-        ts, text = message.get("ts"), str(message.get("text") or "")
+        ts, text = _changed_ts(event), str((event.get("message") or {}).get("text") or "")
         once_for_message(deps, body, channel, ts, lambda s: _edited(s, channel, ts, text))
     elif subtype == "message_deleted":
-        ts = event.get("deleted_ts")
+        ts = _changed_ts(event)
         once_for_message(deps, body, channel, ts, lambda s: _deleted(s, channel, ts))
     elif subtype in (None, "thread_broadcast", "file_share") and event.get("user") and not event.get("bot_id"):
         user, at = event["user"], ts_to_datetime(event["ts"])
@@ -175,6 +174,13 @@ def on_message(deps: Deps, body: dict[str, Any]) -> None:
             channel,
             lambda s, i: store.record_participant(session=s, incident_id=i, user_id=user, at=at),
         )
+
+
+def _changed_ts(event: dict[str, Any]) -> str | None:
+    """The ts of the message that a message_changed or message_deleted event is about."""
+    if event.get("subtype") == "message_changed":
+        return (event.get("message") or {}).get("ts")
+    return event.get("deleted_ts") if event.get("subtype") == "message_deleted" else None
 
 
 def _edited(session: Session, channel: str, ts: str, text: str) -> None:
@@ -204,10 +210,8 @@ def at_ack(deps: Deps, body: dict[str, Any]) -> None:
     event = body["event"]
     if event["type"] == "reaction_added":
         expect_reacted_message(deps, body)
-    elif event["type"] == "message" and event.get("subtype") in ("message_changed", "message_deleted"):
-        ts = (event.get("message") or {}).get("ts") or event.get("deleted_ts")
-        if event.get("channel") and ts:
-            deps.messages.forget(event["channel"], ts)
+    elif event["type"] == "message" and event.get("channel") and (ts := _changed_ts(event)):
+        deps.messages.forget(event["channel"], ts)  # a copy read ahead is stale now
 
 
 def ignore() -> None:

@@ -36,9 +36,10 @@ def _event(bot: Harness, event: dict, **kwargs: object) -> None:  # type: ignore
     bot.idle()
 
 
-def _tagged(bot: Harness) -> list[tuple[str, str, str]]:
+def _tagged(bot: Harness, key: str = "INC-1") -> list[tuple[str, str, str]]:
+    """(text, kind, source) of the incident's entries made from Slack messages."""
     with bot.sitrep.deps.tx() as session:
-        incident = store.incident_by_key(session=session, key="INC-1")
+        incident = store.incident_by_key(session=session, key=key)
         return [
             (e.text, e.kind.value, e.source)
             for e in store.entries_of(session=session, incident=incident)
@@ -210,9 +211,22 @@ def test_a_message_tagged_from_another_channel_follows_its_edits(bot: Harness) -
 
 
 def _tagged_in(bot: Harness, key: str) -> list[str]:
-    with bot.sitrep.deps.tx() as session:
-        incident = store.incident_by_key(session=session, key=key)
-        return [e.text for e in store.entries_of(session=session, incident=incident) if e.message_ts is not None]
+    return [text for text, _kind, _source in _tagged(bot, key)]
+
+
+def _add_by_shortcut_to_inc_2(bot: Harness, channel: str, ts: str) -> None:
+    """With INC-1 and INC-2 open, Bob uses the shortcut on a message outside them and picks INC-2."""
+    shortcut = bot.slack.message_shortcut("sitrep_add_to_timeline", user=BOB, channel=channel, message=ts)
+    assert shortcut.status == 200
+    bot.idle()
+    view = bot.fake.last_view("sitrep_pick_incident")
+    assert view is not None, bot.fake.calls_to("views.open")[-1].response
+    options = {o["text"]["text"]: o["value"] for o in view["blocks"][0]["element"]["options"]}
+    assert sorted(label.split()[0] for label in options) == ["INC-1", "INC-2"]
+    assert _tagged_in(bot, "INC-1") == _tagged_in(bot, "INC-2") == []  # nothing until one is chosen
+    chosen = next(value for label, value in options.items() if label.startswith("INC-2"))
+    assert bot.slack.view_submission(view, {"incident": {"incident": chosen}}, user=BOB).status == 200
+    bot.idle()
 
 
 @pytest.mark.parametrize("text", ["Customers say search is slow", "Clients signalent des lenteurs: " + "é" * 3900])
@@ -220,18 +234,7 @@ def test_the_shortcut_asks_which_incident_when_several_are_open(bot: Harness, te
     _declare(bot)
     bot.command("declare sev3 Search is slow")
     report = bot.fake.post_as_user(bot.general, BOB, text)
-    shortcut = bot.slack.message_shortcut("sitrep_add_to_timeline", user=BOB, channel=bot.general, message=report["ts"])
-    assert shortcut.status == 200
-    bot.idle()
-    view = bot.fake.last_view("sitrep_pick_incident")
-    assert view is not None, bot.fake.calls_to("views.open")[-1].response
-    options = {o["text"]["text"]: o["value"] for o in view["blocks"][0]["element"]["options"]}
-    assert sorted(label.split()[0] for label in options) == ["INC-1", "INC-2"]
-    chosen = next(value for label, value in options.items() if label.startswith("INC-2"))
-    assert _tagged_in(bot, "INC-1") == _tagged_in(bot, "INC-2") == []  # nothing until one is chosen
-
-    assert bot.slack.view_submission(view, {"incident": {"incident": chosen}}, user=BOB).status == 200
-    bot.idle()
+    _add_by_shortcut_to_inc_2(bot, bot.general, report["ts"])
     assert _tagged_in(bot, "INC-1") == [] and _tagged_in(bot, "INC-2") == [text]  # the whole text, not a cut
     # Bob is not in INC-2's channel: the answer comes where he used the shortcut.
     assert "Added to the INC-2 timeline" in bot.fake.ephemerals(user=BOB, channel=bot.general)[-1]["text"]
@@ -243,13 +246,7 @@ def test_a_long_message_from_a_channel_the_bot_cannot_read_keeps_the_start_that_
     elsewhere = bot.fake.add_channel("random", [BOB])  # the bot is not a member: it cannot read the message
     text = "🔥 " * 2000
     report = bot.fake.post_as_user(elsewhere, BOB, text)
-    bot.slack.message_shortcut("sitrep_add_to_timeline", user=BOB, channel=elsewhere, message=report["ts"])
-    bot.idle()
-    view = bot.fake.last_view("sitrep_pick_incident")
-    assert view is not None
-    chosen = next(o["value"] for o in view["blocks"][0]["element"]["options"] if o["text"]["text"].startswith("INC-2"))
-    bot.slack.view_submission(view, {"incident": {"incident": chosen}}, user=BOB)
-    bot.idle()
+    _add_by_shortcut_to_inc_2(bot, elsewhere, report["ts"])
     [kept] = _tagged_in(bot, "INC-2")
     assert kept.endswith("…") and text.startswith(kept[:-1]) and len(kept) > 1000
     assert "Added to the INC-2 timeline" in bot.fake.dms(BOB)[-1]["text"]  # not in that channel: by DM

@@ -10,6 +10,7 @@ from handlers.modals import METADATA_LIMIT, fitted_metadata
 
 
 def _slack_length(text: str) -> int:
+    """Written out here rather than imported: the test's own measure of what Slack counts."""
     return len(text.encode("utf-16-le")) // 2
 
 
