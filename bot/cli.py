@@ -114,8 +114,9 @@ def _run_processes(settings: Settings, *, port: int, processes: int) -> int:
                 signal.signal(signal.SIGINT, signal.default_int_handler)
                 _stop_on_sigterm()  # at once: a stop may come while this process is still starting
                 code = _serve(settings, port=port, sock=sock, first=index == 0)
-            except KeyboardInterrupt:
-                code = 0  # stopped while starting
+            except KeyboardInterrupt:  # told to stop while it was still starting: stopped all the same
+                log.info("stopped")
+                code = 0
             except BaseException:  # noqa: BLE001 - logged; the parent stops the others
                 log.exception("sitrep process %s failed", index)
                 code = FAILED

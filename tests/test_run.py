@@ -36,9 +36,7 @@ def sitrep_run(env: dict[str, str], cwd: Path) -> Iterator[int]:
 def sitrep_process(env: dict[str, str], cwd: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     """`sitrep run` on a free port, once /healthz answers 200."""
     port = free_port()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SITREP_", "DATABASE_URL"))}
-    process = subprocess.Popen([SITREP, "run", "--port", str(port)], env={**clean, **env}, cwd=cwd,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    process = _start(env, cwd, port)
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -53,6 +51,16 @@ def sitrep_process(env: dict[str, str], cwd: Path) -> Iterator[tuple[int, subpro
     finally:
         process.terminate()
         process.wait(10)
+
+
+def _start(env: dict[str, str], cwd: Path, port: int) -> subprocess.Popen[bytes]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SITREP_", "DATABASE_URL"))}
+    return subprocess.Popen([SITREP, "run", "--port", str(port)], env={**clean, **env}, cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+
+
+def _messages(output: str) -> list[str]:
+    return [json.loads(line)["message"] for line in output.splitlines() if line.startswith("{")]
 
 
 def test_run_migrates_serves_health_and_answers_signed_requests(tmp_path: Path) -> None:
@@ -93,7 +101,7 @@ def test_sigterm_stops_it_cleanly_as_docker_stop_does(tmp_path: Path) -> None:
             process.send_signal(signal.SIGTERM)
             assert process.wait(10) == 0  # a clean exit, not death by the signal (-15)
             output = process.stdout.read().decode() if process.stdout else ""
-    lines = [json.loads(line)["message"] for line in output.splitlines() if line.startswith("{")]
+    lines = _messages(output)
     assert "stopping: finishing the work in flight" in lines and lines[-1] == "stopped"
 
 
@@ -150,7 +158,7 @@ def test_several_processes_share_the_port_replace_a_dead_one_and_stop_together(t
             assert process.wait(20) == 0
             assert not any(Path(f"/proc/{pid}").exists() and "Z" not in _state(pid) for pid in children)
             output = process.stdout.read().decode() if process.stdout else ""
-    lines = [json.loads(line)["message"] for line in output.splitlines() if line.startswith("{")]
+    lines = _messages(output)
     assert lines.count("stopped") == 3  # each process, then the parent
     assert any("exited with exit code -9; starting another" in line for line in lines)
     assert sum("stopped with exit code 0" in line for line in lines) == 2
@@ -161,6 +169,25 @@ def _requests_counted(port: int) -> float:
         text = response.read().decode()
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith("sitrep_slack_requests_total{"))  # fmt: skip
+
+
+def test_several_processes_told_to_stop_while_starting_stop_cleanly(tmp_path: Path) -> None:
+    with FakeSlack() as fake:
+        fake.latency = 3.0  # each process is still starting (waiting on auth.test) when the stop comes
+        env = {"SLACK_BOT_TOKEN": fake.bot_token, "SLACK_SIGNING_SECRET": "s3cret", "SLACK_API_URL": fake.api_url,
+               "SITREP_PROCESSES": "2"}  # fmt: skip
+        process = _start(env, tmp_path, free_port())
+        try:
+            _wait(lambda: len(_children(process.pid)) == 2)
+            time.sleep(0.5)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(20) == 0
+        finally:
+            process.kill()
+        output = process.stdout.read().decode() if process.stdout else ""
+    lines = _messages(output)
+    assert lines.count("stopped") == 3, output  # each process, then the parent
+    assert sum("stopped with exit code 0" in line for line in lines) == 2, output
 
 
 def _state(pid: int) -> str:
