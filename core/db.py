@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from functools import lru_cache
@@ -73,6 +75,22 @@ def normalise_url(url: str) -> str:
     return url
 
 
+def _use_wal(cursor: Any, *, patience: float = 30.0) -> None:
+    """Put a SQLite file in WAL mode, which the file keeps. Processes opening a new file at the same moment each
+    try to convert it, and SQLite refuses all but one at once with "database is locked" (a deadlock, so no busy
+    wait): the others try again, and find it converted."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
@@ -83,7 +101,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         def _pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
             if on_disk:
-                cursor.execute("PRAGMA journal_mode=WAL")
+                _use_wal(cursor)
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA busy_timeout=30000")
@@ -288,10 +306,12 @@ MIGRATION_LOCK = 0x5179_7265
 
 @contextmanager
 def _migration_lock(engine: Engine) -> Iterator[None]:
-    """On PostgreSQL, one process migrates at a time: replicas that start together on an empty database would
-    otherwise all create the same tables, and all but one fail. (SQLite's write lock already serialises them.)"""
+    """One process migrates at a time: replicas that start together on an empty database would otherwise all
+    create the same tables, and all but one fail. On PostgreSQL an advisory lock; on SQLite the processes' file
+    lock (WriteLock), as alembic reads the version before it takes SQLite's write lock."""
     if engine.dialect.name != "postgresql":
-        yield
+        with _WRITE_LOCKS.get(engine) or nullcontext():
+            yield
         return
     with engine.connect() as connection:
         connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})

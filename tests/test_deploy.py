@@ -42,7 +42,7 @@ def test_replicas_starting_together_migrate_once_without_failing(database_url: s
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )  # fmt: skip
-        for _ in range(4)
+        for _ in range(6)
     ]
     try:
         for replica in replicas:
