@@ -144,6 +144,12 @@ class Server:
         if self._thread is None:
             server.close()
             return
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
-        self._thread.join(timeout=5)
+        if self._thread.is_alive() and not server.trigger._closed:
+            server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+            self._thread.join(timeout=5)
+        else:
+            # The server closed itself (waitress closes its listening socket and the trigger together when that
+            # socket fails): nothing can wake the loop, and its pipe's numbers may belong to new files by now.
+            log.warning("the HTTP server had stopped by itself", extra={"loop_running": self._thread.is_alive()})
+            wasyncore.close_all(server._map)
         server.task_dispatcher.shutdown()

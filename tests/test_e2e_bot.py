@@ -352,3 +352,19 @@ def test_healthz_is_200_only_once_the_database_is_migrated(tmp_path: Path) -> No
         upgrade(sitrep.engine)
         assert get("/healthz") == b"ok\n" and statuses[-1].startswith("200")
         sitrep.close()
+
+
+def test_stopping_a_server_that_closed_itself_neither_fails_nor_writes_to_its_old_pipe(
+    bot: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    # waitress closes its listening socket and its wake-up pipe together when that socket fails; a later stop
+    # must not write to the pipe's old number (it failed with "Bad file descriptor", and could reach a new file).
+    server = bot.server
+    waitress = server._server  # type: ignore[attr-defined]
+    waitress.trigger.pull_trigger(waitress.close)  # closes itself from inside its loop, as on such a failure
+    deadline = time.monotonic() + 5
+    while not waitress.trigger._closed and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert waitress.trigger._closed
+    server.stop()
+    assert "the HTTP server had stopped by itself" in caplog.text
