@@ -5,6 +5,7 @@ COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY core ./core
 COPY handlers ./handlers
+COPY standin ./standin
 COPY templates ./templates
 COPY migrations ./migrations
 RUN pip install --no-cache-dir --prefix=/install .

@@ -16,10 +16,10 @@ from typing import Any, TextIO
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, col, select
 
-from bot.standin import FakeSlack
-from bot.standin.local import LocalBot, local_bot
 from core.clock import FrozenClock
 from core.models import TimelineEntry
+from standin import FakeSlack
+from standin.local import LocalBot, local_bot
 
 PEOPLE = {"U0JANE": "jane", "U0ALICE": "alice", "U0BOB": "bob", "U0CAROL": "carol"}
 JANE, ALICE, BOB, CAROL = PEOPLE

@@ -19,8 +19,8 @@ from core.cadence import DEFAULT_CADENCE_TEXT, parse_cadence
 from core.enums import Severity
 from core.export import ExportError, IncidentExport, load_export
 from core.pir import build_pir, render_markdown
-from core.render import escape_slack, format_when, zone
 from core.severity import ImpactFacts, classify
+from core.templating import escape_slack, format_when, zone
 from core.timeline import analyze
 
 Cadence = dict[Severity, timedelta | None]

@@ -17,7 +17,7 @@ from slack_sdk.models.blocks import ActionsBlock
 
 from core import reminders, store
 from core.reminders import Claim
-from handlers import render
+from handlers import blockkit
 from handlers.deps import Deps
 
 log = logging.getLogger("sitrep.scheduler")
@@ -37,19 +37,21 @@ def _reminder_frame() -> tuple[dict[str, object], dict[str, object]]:
     """The reminder's blocks, built (and validated) once through slack_sdk's models with placeholder values;
     each reminder then only fills in its text and incident id (building models per message cost a quarter of
     a busy tick)."""
-    buttons = [render.button("Post update", "sitrep_post_update", "ID", style="primary")]
+    buttons = [blockkit.button("Post update", "sitrep_post_update", "ID", style="primary")]
     buttons += [
-        render.button(f"Snooze {label}", f"sitrep_snooze_{label}", f"ID:{minutes}") for label, minutes in SNOOZES
+        blockkit.button(f"Snooze {label}", f"sitrep_snooze_{label}", f"ID:{minutes}") for label, minutes in SNOOZES
     ]
-    section, actions = render.to_dicts([render.section("TEXT"), ActionsBlock(block_id="reminder-ID", elements=buttons)])
+    section, actions = blockkit.to_dicts(
+        [blockkit.section("TEXT"), ActionsBlock(block_id="reminder-ID", elements=buttons)]
+    )
     return section, actions
 
 
 def reminder_blocks(claim: Claim, *, comms: str | None, escalation: str | None) -> tuple[str, list[dict[str, object]]]:
-    text = render.mrkdwn("reminder", claim=claim, comms=comms, escalation=escalation)
+    text = blockkit.mrkdwn("reminder", claim=claim, comms=comms, escalation=escalation)
     section, actions = _reminder_frame()
     incident = str(claim.incident_id)
-    filled_section = {**section, "text": {**section["text"], "text": render.clip(text, render.SECTION_LIMIT)}}  # type: ignore[dict-item]
+    filled_section = {**section, "text": {**section["text"], "text": blockkit.clip(text, blockkit.SECTION_LIMIT)}}  # type: ignore[dict-item]
     elements = [{**button, "value": str(button["value"]).replace("ID", incident)} for button in actions["elements"]]  # type: ignore[attr-defined]
     filled_actions = {**actions, "block_id": f"reminder-{incident}", "elements": elements}
     return text, [filled_section, filled_actions]
@@ -181,7 +183,7 @@ class Scheduler:
         incidents.sort(key=lambda incident: (incident.severity.level, incident.declared_at))  # most severe first
         shown, more = incidents[:DIGEST_LIMIT], len(incidents) - DIGEST_LIMIT
         try:
-            text = render.mrkdwn("digest", incidents=shown, more=more, now=now)
+            text = blockkit.mrkdwn("digest", incidents=shown, more=more, now=now)
             self.deps.client.chat_postMessage(channel=channel, text=text)
         except Exception:  # noqa: BLE001 - logged; the day's claim goes back so that a later run may post it
             log.exception("the digest of %s could not be posted in %s", day, channel, extra={"channel": channel})
@@ -215,7 +217,7 @@ class Scheduler:
         told = 0
         for item in items:  # one owner who cannot be told does not keep the others from being told
             try:
-                self.deps.client.chat_postMessage(channel=item.owner_id, text=render.mrkdwn("item_due", item=item))
+                self.deps.client.chat_postMessage(channel=item.owner_id, text=blockkit.mrkdwn("item_due", item=item))
                 told += 1
             except Exception:  # noqa: BLE001 - logged; the item's claim goes back for a later run
                 log.exception(

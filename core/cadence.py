@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import timedelta
 
 from core.enums import Severity
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 DEFAULT_CADENCE_TEXT = "sev1=15m,sev2=30m,sev3=4h,sev4=off"
+
+Cadence = Mapping[Severity, timedelta | None]
+"""The status-update period per severity; None is off."""
 
 
 def parse_duration(text: str) -> timedelta:

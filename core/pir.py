@@ -9,12 +9,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from core.cadence import DEFAULT_CADENCE_TEXT, format_duration, parse_cadence
+from core.cadence import DEFAULT_CADENCE_TEXT, Cadence, format_duration, parse_cadence
 from core.enums import Severity
 from core.export import ExportActionItem, ExportEvent, IncidentExport
-from core.render import format_when, jinja_env, join_words
 from core.severity import ImpactFacts, classify
-from core.timeline import Cadence, Metric, TimelineAnalysis, analyze, declaration
+from core.templating import format_when, jinja_env, join_words
+from core.timeline import Metric, TimelineAnalysis, analyze, declaration
 
 # Facts at or under these read as "went well", over them as "did not".
 QUICK_DETECT = timedelta(minutes=15)

@@ -6,13 +6,14 @@ so that one Slack event and its effect are stored in one transaction."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from core.cadence import Cadence
 from core.db import dialect_insert, insert_or_ignore
 from core.enums import EntryKind, IncidentStatus, Phase, Priority, Role, Severity
 from core.errors import InvalidInput, InvalidState, NotAnIncidentChannel, NotFound
@@ -27,8 +28,6 @@ from core.models import (
     StatusUpdate,
     TimelineEntry,
 )
-
-Cadence = Mapping[Severity, timedelta | None]
 
 
 def due_after(moment: datetime, severity: Severity, cadence: Cadence) -> datetime | None:

@@ -5,12 +5,11 @@ Pure functions over an IncidentExport; the same input always gives the same outp
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from core.cadence import DEFAULT_CADENCE_TEXT, format_duration, parse_cadence
+from core.cadence import DEFAULT_CADENCE_TEXT, Cadence, format_duration, parse_cadence
 from core.enums import Severity
 from core.export import ExportEvent, IncidentExport
 
@@ -45,7 +44,6 @@ _PHASE_OF_WORDS = (
     ("detection", re.compile(r"\b(alert\w*|detected|fired)\b", re.I)),
 )
 
-Cadence = Mapping[Severity, timedelta | None]
 
 
 @dataclass(frozen=True)

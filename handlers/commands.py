@@ -10,7 +10,7 @@ from core import store
 from core.enums import Priority
 from core.errors import InvalidInput, InvalidState, SitrepError
 from core.models import Incident
-from handlers import flows, modals, render, resolution, timeline_view
+from handlers import blockkit, flows, modals, resolution, timeline_view
 from handlers.deps import Deps, deps_of
 from handlers.parse import Command, parse
 from handlers.reply import Who, guarded, reply_private
@@ -19,7 +19,7 @@ COMMAND = "/incident"
 
 
 def help_text(deps: Deps, unknown: str | None = None) -> str:
-    return render.mrkdwn("help", unknown=unknown, emoji=f":{deps.settings.timeline_emoji[0]}:")
+    return blockkit.mrkdwn("help", unknown=unknown, emoji=f":{deps.settings.timeline_emoji[0]}:")
 
 
 def ack_command(ack: Ack, body: dict[str, Any], context: Any) -> None:
@@ -116,10 +116,10 @@ def _status(deps: Deps, body: dict[str, Any], who: Who, command: Command, incide
     with deps.tx() as session:
         roles = store.roles_of(session=session, incident=incident)
     end = incident.resolved_at or deps.now()
-    text = render.mrkdwn(
+    text = blockkit.mrkdwn(
         "status",
         incident=incident,
-        roles=render.role_rows(roles),
+        roles=blockkit.role_rows(roles),
         age=end - incident.declared_at,
         tz=deps.settings.timezone,
     )
@@ -128,7 +128,7 @@ def _status(deps: Deps, body: dict[str, Any], who: Who, command: Command, incide
 
 def _list(deps: Deps, body: dict[str, Any], who: Who, command: Command, _: Incident | None) -> None:
     incidents = flows.visible_open_incidents(deps, who.user_id or "")
-    reply_private(deps, who, render.mrkdwn("list", incidents=incidents))
+    reply_private(deps, who, blockkit.mrkdwn("list", incidents=incidents))
 
 
 def _timeline(deps: Deps, body: dict[str, Any], who: Who, command: Command, incident: Incident | None) -> None:

@@ -16,7 +16,7 @@ from core.enums import Phase, Role, Severity
 from core.models import Incident, StatusUpdate
 from core.naming import channel_name
 from core.severity import ImpactFacts, classify
-from handlers import render
+from handlers import blockkit
 from handlers.deps import Deps
 from handlers.reply import Who, reply_private
 
@@ -89,7 +89,7 @@ def finish_declare(deps: Deps, incident: Incident, who: Who) -> Incident:
         "invited": _invite_and_set_topic,
         "intro": _post_intro,
         "announced": _announce,
-        "confirmed": lambda d, i: reply_private(d, who, render.mrkdwn("confirmation", incident=i)),
+        "confirmed": lambda d, i: reply_private(d, who, blockkit.mrkdwn("confirmation", incident=i)),
     }
     done = DECLARE_STEPS.index(incident.declare_step)
     for name in DECLARE_STEPS[done + 1 :]:
@@ -172,7 +172,7 @@ def user_name(deps: Deps, user_id: str) -> str:
 def refresh_topic(deps: Deps, incident: Incident) -> None:
     if incident.channel_id:
         name = user_name(deps, incident.commander_id)
-        deps.client.conversations_setTopic(channel=incident.channel_id, topic=render.topic(incident, name))
+        deps.client.conversations_setTopic(channel=incident.channel_id, topic=blockkit.topic(incident, name))
 
 
 def _invite_and_set_topic(deps: Deps, incident: Incident) -> None:
@@ -189,14 +189,14 @@ def _roles(deps: Deps, incident: Incident) -> dict[Role, str]:
 def _post_intro(deps: Deps, incident: Incident) -> None:
     assert incident.channel_id
     if incident.intro_ts is None:
-        blocks = render.intro_blocks(
+        blocks = blockkit.intro_blocks(
             incident,
             roles=_roles(deps, incident),
             reasons=incident.severity_reasons,
             emoji=deps.settings.timeline_emoji[0],
             tz=deps.settings.timezone,
         )
-        text = render.fallback_text(f"{incident.key} {incident.severity.label}: {incident.title}")
+        text = blockkit.fallback_text(f"{incident.key} {incident.severity.label}: {incident.title}")
         response = deps.client.chat_postMessage(channel=incident.channel_id, text=text, blocks=blocks)
         # Recorded at once: a failure of the pin below must not post the intro a second time on resume.
         _save(deps, incident, intro_ts=response["ts"])
@@ -211,7 +211,7 @@ def _announce(deps: Deps, incident: Incident) -> None:
     target = deps.settings.announce_channel
     if not target or incident.private:
         return
-    text = render.mrkdwn("announce", incident=incident, duration=None)
+    text = blockkit.mrkdwn("announce", incident=incident, duration=None)
     try:
         response = deps.client.chat_postMessage(channel=target, text=text)
     except SlackApiError as exc:
@@ -228,7 +228,7 @@ def refresh_announcement(deps: Deps, incident: Incident) -> None:
     if not (incident.announce_channel and incident.announce_ts):
         return
     duration = (incident.resolved_at - incident.declared_at) if incident.resolved_at else timedelta(0)
-    text = render.mrkdwn("announce", incident=incident, duration=duration)
+    text = blockkit.mrkdwn("announce", incident=incident, duration=duration)
     try:
         deps.client.chat_update(channel=incident.announce_channel, ts=incident.announce_ts, text=text)
     except SlackApiError:
@@ -238,7 +238,7 @@ def refresh_announcement(deps: Deps, incident: Incident) -> None:
 def post_in_channel(deps: Deps, incident: Incident, text: str, blocks: list[dict[str, object]] | None = None) -> str:
     assert incident.channel_id
     response = deps.client.chat_postMessage(
-        channel=incident.channel_id, text=render.fallback_text(text) if blocks else text, blocks=blocks
+        channel=incident.channel_id, text=blockkit.fallback_text(text) if blocks else text, blocks=blocks
     )
     return str(response["ts"])
 
@@ -258,7 +258,7 @@ def status_update(deps: Deps, incident: Incident, *, phase: Phase | None, text: 
             cadence=deps.settings.cadence,
         )
         update_id = update.id
-    message = render.mrkdwn(
+    message = blockkit.mrkdwn(
         "status_update",
         incident=incident,
         phase=chosen,
@@ -289,7 +289,7 @@ def change_severity(deps: Deps, incident: Incident, *, severity: Severity, reaso
             now=deps.now(),
             cadence=deps.settings.cadence,
         )
-    because = f": {render.escape_slack(reason)}" if reason else ""
+    because = f": {blockkit.escape_slack(reason)}" if reason else ""
     post_in_channel(
         deps,
         incident,

@@ -10,10 +10,10 @@ from sqlmodel import col, select
 
 from core.enums import IncidentStatus
 from core.models import ActionItem, Incident, RoleAssignment
-from core.render import escape_slack
+from core.templating import escape_slack
 from handlers import flows, modals
+from handlers.blockkit import button, context, header, section, to_dicts
 from handlers.deps import Deps
-from handlers.render import button, context, header, section, to_dicts
 from handlers.reply import guarded, in_background
 
 MAX_LISTED = 25  # per list; 3 lists of 25 and the frame stay well under the 100 blocks of a Home view

@@ -18,8 +18,8 @@ from slack_sdk.models.views import View
 
 from core.enums import Phase, Severity
 from core.models import Incident
-from core.render import escape_slack
 from core.severity import ImpactFacts
+from core.templating import escape_slack
 
 DECLARE = "sitrep_declare"
 UPDATE = "sitrep_update"

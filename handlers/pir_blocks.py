@@ -8,8 +8,8 @@ from slack_sdk.models.blocks import Block, DividerBlock, MarkdownTextObject, Sec
 
 from core.cadence import format_duration
 from core.pir import Pir
-from core.render import escape_slack, format_when
-from handlers.render import context, header, section, to_dicts
+from core.templating import escape_slack, format_when
+from handlers.blockkit import context, header, section, to_dicts
 
 MAX_LIST = 8
 

@@ -11,7 +11,7 @@ from slack_bolt import Ack, App
 from core import store
 from core.errors import InvalidInput, NotFound
 from core.models import Incident
-from core.render import format_when
+from core.templating import format_when
 from handlers.deps import Deps
 from handlers.reply import Who, guarded, reply_private
 

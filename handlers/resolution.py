@@ -9,7 +9,7 @@ from core import store
 from core.incident_export import export_incident
 from core.models import Incident
 from core.pir import build_pir, render_markdown
-from handlers import flows, render
+from handlers import blockkit, flows
 from handlers.deps import Deps
 from handlers.pir_blocks import summary_blocks
 
@@ -49,7 +49,7 @@ def post_pir(deps: Deps, incident: Incident) -> str:
         export = export_incident(session=session, incident=incident, names=names)
     pir = build_pir(export, cadence=deps.settings.cadence, timezone=deps.settings.timezone, now=deps.now())
     filename = f"{incident.key}-pir.md"
-    text = render.fallback_text(f"Post-incident review of {incident.key}: {incident.title}")
+    text = blockkit.fallback_text(f"Post-incident review of {incident.key}: {incident.title}")
     assert incident.channel_id
     response = deps.client.chat_postMessage(
         channel=incident.channel_id, text=text, blocks=summary_blocks(pir, filename=filename)

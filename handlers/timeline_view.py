@@ -14,10 +14,10 @@ from core import store
 from core.enums import EntryKind
 from core.errors import NotFound
 from core.models import Incident, TimelineEntry
-from core.render import escape_slack, format_when
+from core.templating import escape_slack, format_when
 from core.timeline_capture import set_kind
+from handlers.blockkit import button, clip, section, to_dicts
 from handlers.deps import Deps
-from handlers.render import button, clip, section, to_dicts
 from handlers.reply import Who, guarded, reply_private
 
 PAGE = 20

@@ -10,10 +10,10 @@ from typing import Any
 from bot.app import Sitrep
 from bot.server import Server
 from bot.settings import Settings
-from bot.standin.local import local_bot
 from core import store
 from core.clock import Clock
 from core.models import Incident
+from standin.local import local_bot
 from tests.fakeslack import FakeSlack, SlackDriver
 
 SIGNING_SECRET = "test-signing-secret"

@@ -85,7 +85,8 @@ def test_the_image_is_two_stage_slim_non_root_healthchecked_and_runs_sitrep() ->
 
 
 def test_the_build_copies_every_package_that_pyproject_installs() -> None:
-    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    found = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    packages = [pattern.rstrip("*") for pattern in found["include"]]
     copied = {args.split()[0] for op, args in dockerfile() if op == "COPY" and "--from" not in args}
     for top in {package.split(".")[0] for package in packages}:
         assert top in copied, f"the Dockerfile does not copy {top}/, which pyproject.toml installs"

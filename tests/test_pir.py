@@ -11,7 +11,7 @@ import pytest
 
 from core.export import load_export, parse_export
 from core.pir import build_pir, render_markdown
-from core.render import escape_slack, format_when, jinja_env
+from core.templating import escape_slack, format_when, jinja_env
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FULL = FIXTURES / "incident-commander" / "sample_incident_data.json"

@@ -1,6 +1,6 @@
 """A local stand-in for Slack: a stateful Web API server that enforces Slack's rules, and drivers that
 deliver correctly signed requests to the bot. `sitrep demo` plays an incident against it; the tests use it
-(through tests/fakeslack) as their fake of Slack. The Socket Mode endpoint (`bot.standin.socket_mode`)
+(through tests/fakeslack) as their fake of Slack. The Socket Mode endpoint (`standin.socket_mode`)
 needs the `websockets` package of the test extra.
 
     with FakeSlack() as fake:

@@ -17,7 +17,7 @@ from slack_sdk.models.blocks import (
 
 from core.enums import Role
 from core.models import Incident
-from core.render import escape_slack, jinja_env
+from core.templating import escape_slack, jinja_env
 
 SECTION_LIMIT = 3000
 HEADER_LIMIT = 150
