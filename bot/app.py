@@ -19,11 +19,11 @@ from sqlalchemy.engine import Engine
 from bot.observability import Metrics
 from bot.scheduler import Scheduler
 from bot.settings import Settings
-from bot.slack_client import ObservedWebClient, make_client
+from bot.slack_client import ObservedWebClient, make_client, make_webhook
 from core.clock import Clock, SystemClock
 from core.db import make_engine, session_factory, upgrade
 from handlers import actions, commands, events, home, reminders, shortcuts, timeline_view, views
-from handlers.deps import Deps
+from handlers.deps import Config, Deps
 from handlers.reply import handle_error
 
 log = logging.getLogger("sitrep.app")
@@ -65,6 +65,7 @@ class Sitrep:
 
     bolt: App
     deps: Deps
+    settings: Settings
     engine: Engine
     executor: WorkPool
     scheduler: Scheduler
@@ -94,9 +95,10 @@ def create_app(
     executor = WorkPool(workers)
     identity = _identity(client)
     deps = Deps(
-        settings=settings,
+        config=handler_config(settings),
         sessions=session_factory(engine),
         client=client,
+        webhook=make_webhook,
         clock=clock or SystemClock(),
         bot_user_id=identity.get("user_id"),
         executor=executor,
@@ -129,7 +131,26 @@ def create_app(
     for module in (events, home, commands, views, actions, shortcuts, timeline_view, reminders):
         module.register(bolt)
     bolt.event(re.compile(".*"))(events.ignore)
-    return Sitrep(bolt=bolt, deps=deps, engine=engine, executor=executor, scheduler=Scheduler(deps))
+    return Sitrep(
+        bolt=bolt,
+        deps=deps,
+        settings=settings,
+        engine=engine,
+        executor=executor,
+        scheduler=Scheduler(deps, settings),
+    )
+
+
+def handler_config(settings: Settings) -> Config:
+    """What the listeners read of the settings."""
+    return Config(
+        cadence=settings.cadence,
+        default_severity=settings.default_severity,
+        channel_prefix=settings.channel_prefix,
+        timeline_emoji=tuple(settings.timeline_emoji),
+        announce_channel=settings.announce_channel,
+        timezone=settings.timezone,
+    )
 
 
 class InjectDeps(Middleware):

@@ -183,7 +183,7 @@ def socket_mode_handler(sitrep: Sitrep) -> ObservedSocketModeHandler:
     envelope logged and counted like an HTTP request."""
     from bot.server import ObservedSocketModeHandler
 
-    token = sitrep.deps.settings.slack_app_token
+    token = sitrep.settings.slack_app_token
     assert token is not None
     return ObservedSocketModeHandler(sitrep, token.get_secret_value())
 

@@ -15,6 +15,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from slack_sdk.models.blocks import ActionsBlock
 
+from bot.settings import Settings
 from core import reminders, store
 from core.reminders import Claim
 from handlers import blockkit
@@ -64,8 +65,9 @@ class Scheduler:
     tests to call with a frozen clock; `start()` runs them on APScheduler, `stop()` ends them (waiting for a
     running tick). Several replicas may run the same jobs: each claim is atomic, so each thing is sent once."""
 
-    def __init__(self, deps: Deps, *, posters: int = 16) -> None:
+    def __init__(self, deps: Deps, settings: Settings, *, posters: int = 16) -> None:
         self.deps = deps
+        self.settings = settings
         self._size = posters
         self._posters = ThreadPoolExecutor(max_workers=posters, thread_name_prefix="sitrep-remind")
         self._stopped = False
@@ -79,7 +81,7 @@ class Scheduler:
         if self._stopped:
             self._posters = ThreadPoolExecutor(max_workers=self._size, thread_name_prefix="sitrep-remind")
             self._stopped = False
-        settings = self.deps.settings
+        settings = self.settings
         hour, minute = (int(part) for part in settings.digest_time.split(":"))
         aps = BackgroundScheduler(timezone=UTC)
         every = IntervalTrigger(seconds=settings.tick.total_seconds())
@@ -128,7 +130,7 @@ class Scheduler:
     def tick(self, now: datetime | None = None) -> int:
         """Post every reminder that is due; returns how many were posted."""
         now = now or self.deps.now()
-        settings = self.deps.settings
+        settings = self.settings
         with self.deps.tx() as session:
             claims = reminders.claim_due(session=session, now=now, cadence=settings.cadence)
             comms = reminders.comms_leads(session=session, incident_ids=[c.incident_id for c in claims])
@@ -136,7 +138,7 @@ class Scheduler:
         return sum(1 for ok in posted if ok)
 
     def _post(self, claim: Claim, comms: str | None, now: datetime) -> bool:
-        settings = self.deps.settings
+        settings = self.settings
         target = settings.escalation_targets.get(claim.severity)
         escalation = escalation_mention(target) if target and claim.escalate(settings.escalate_after) else None
         try:
@@ -170,10 +172,10 @@ class Scheduler:
     def digest(self, now: datetime | None = None) -> bool:
         """The morning digest of open, non-private incidents to the announce channel (once a day)."""
         now = now or self.deps.now()
-        channel = self.deps.settings.announce_channel
+        channel = self.settings.announce_channel
         if not channel:
             return False
-        day = now.astimezone(self.deps.settings.zone).date().isoformat()
+        day = now.astimezone(self.settings.zone).date().isoformat()
         with self.deps.tx() as session:
             if not store.claim_job_run(session=session, name="digest", run_key=day, now=now):
                 return False
@@ -198,7 +200,7 @@ class Scheduler:
         DIGEST_CATCH_UP late (a morning digest in the evening helps nobody). Both claim their runs, so what a
         replica sent already is not sent again."""
         now = now or self.deps.now()
-        settings = self.deps.settings
+        settings = self.settings
         hour, minute = (int(part) for part in settings.digest_time.split(":"))
         local = now.astimezone(settings.zone)
         digest_at = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
@@ -211,7 +213,7 @@ class Scheduler:
     def remind_action_items(self, now: datetime | None = None) -> int:
         """A direct message to the owner of each open action item due tomorrow, once per item per day."""
         now = now or self.deps.now()
-        today = now.astimezone(self.deps.settings.zone).date()
+        today = now.astimezone(self.settings.zone).date()
         with self.deps.tx() as session:
             items = reminders.claim_items_due(session=session, on=today + timedelta(days=1), today=today)
         told = 0

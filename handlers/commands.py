@@ -19,7 +19,7 @@ COMMAND = "/incident"
 
 
 def help_text(deps: Deps, unknown: str | None = None) -> str:
-    return blockkit.mrkdwn("help", unknown=unknown, emoji=f":{deps.settings.timeline_emoji[0]}:")
+    return blockkit.mrkdwn("help", unknown=unknown, emoji=f":{deps.config.timeline_emoji[0]}:")
 
 
 def ack_command(ack: Ack, body: dict[str, Any], context: Any) -> None:
@@ -121,7 +121,7 @@ def _status(deps: Deps, body: dict[str, Any], who: Who, command: Command, incide
         incident=incident,
         roles=blockkit.role_rows(roles),
         age=end - incident.declared_at,
-        tz=deps.settings.timezone,
+        tz=deps.config.timezone,
     )
     reply_private(deps, who, text)
 

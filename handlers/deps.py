@@ -9,16 +9,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from slack_bolt import BoltContext
 from slack_sdk import WebClient
+from slack_sdk.webhook import WebhookClient
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
-from bot.settings import Settings
 from core import store
+from core.cadence import Cadence
 from core.clock import Clock
 from core.db import GroupCommit, reading, transaction
+from core.enums import Severity
 from core.timeline_capture import Tagging, tag_messages
 from handlers.messages import MessageReader
 
@@ -26,12 +29,30 @@ NEGATIVE_CACHE_SECONDS = 2.0
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class Config:
+    """The settings that listeners read, taken from the process's settings by the app factory."""
+
+    cadence: Cadence
+    default_severity: Severity
+    channel_prefix: str
+    timeline_emoji: tuple[str, ...]
+    announce_channel: str | None
+    timezone: str
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
 @dataclass
 class Deps:
-    settings: Settings
+    config: Config
     sessions: sessionmaker[Session]
     client: WebClient
     clock: Clock
+    webhook: Callable[[str], WebhookClient]
+    """A client for one response_url (the process's retry policy and allowed hosts)."""
     bot_user_id: str | None = None
     team_url: str | None = None
     metrics: Any = None

@@ -107,7 +107,7 @@ def _tagging_reaction(deps: Deps, event: dict[str, Any]) -> tuple[str, str, str]
     """(channel, ts, reaction) of a reaction that tags (or untags) a message, else None."""
     item = event.get("item") or {}
     reaction = str(event.get("reaction") or "").split("::")[0]  # `+1::skin-tone-2` is `+1`
-    if reaction not in deps.settings.timeline_emoji or item.get("type") != "message":
+    if reaction not in deps.config.timeline_emoji or item.get("type") != "message":
         return None
     channel, ts = item.get("channel"), item.get("ts")
     return (channel, ts, reaction) if channel and ts else None

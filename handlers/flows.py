@@ -41,9 +41,9 @@ def suggest(deps: Deps, *, severity: Severity | None, impact: ImpactFacts | None
     if severity is not None:
         return severity, []
     if impact is not None and impact != ImpactFacts():
-        result = classify(impact, cadence=dict(deps.settings.cadence), default=deps.settings.default_severity)
+        result = classify(impact, cadence=dict(deps.config.cadence), default=deps.config.default_severity)
         return result.severity, [f"suggested: {reason}" for reason in result.reasons]
-    default = deps.settings.default_severity
+    default = deps.config.default_severity
     return default, [f"{default.label} is the default when no severity is given"]
 
 
@@ -77,7 +77,7 @@ def declare(
             severity_reasons=reasons,
             team_id=team_id,
             now=deps.now(),
-            cadence=deps.settings.cadence,
+            cadence=deps.config.cadence,
         )
     return finish_declare(deps, incident, who)
 
@@ -128,8 +128,8 @@ def _save(deps: Deps, incident: Incident, **changes: object) -> None:
 def _create_channel(deps: Deps, incident: Incident) -> None:
     for attempt in range(1, 100):
         name = channel_name(
-            prefix=deps.settings.channel_prefix,
-            day=incident.declared_at.astimezone(deps.settings.zone).date(),
+            prefix=deps.config.channel_prefix,
+            day=incident.declared_at.astimezone(deps.config.zone).date(),
             title=incident.title,
             number=incident.id or 0,
             attempt=attempt,
@@ -193,8 +193,8 @@ def _post_intro(deps: Deps, incident: Incident) -> None:
             incident,
             roles=_roles(deps, incident),
             reasons=incident.severity_reasons,
-            emoji=deps.settings.timeline_emoji[0],
-            tz=deps.settings.timezone,
+            emoji=deps.config.timeline_emoji[0],
+            tz=deps.config.timezone,
         )
         text = blockkit.fallback_text(f"{incident.key} {incident.severity.label}: {incident.title}")
         response = deps.client.chat_postMessage(channel=incident.channel_id, text=text, blocks=blocks)
@@ -208,7 +208,7 @@ def _post_intro(deps: Deps, incident: Incident) -> None:
 
 
 def _announce(deps: Deps, incident: Incident) -> None:
-    target = deps.settings.announce_channel
+    target = deps.config.announce_channel
     if not target or incident.private:
         return
     text = blockkit.mrkdwn("announce", incident=incident, duration=None)
@@ -255,7 +255,7 @@ def status_update(deps: Deps, incident: Incident, *, phase: Phase | None, text: 
             text=text,
             author_id=author_id,
             now=deps.now(),
-            cadence=deps.settings.cadence,
+            cadence=deps.config.cadence,
         )
         update_id = update.id
     message = blockkit.mrkdwn(
@@ -265,7 +265,7 @@ def status_update(deps: Deps, incident: Incident, *, phase: Phase | None, text: 
         text=text,
         author=author_id,
         due=incident.next_update_due,
-        tz=deps.settings.timezone,
+        tz=deps.config.timezone,
     )
     ts = post_in_channel(deps, incident, message)
     with deps.tx() as session:
@@ -287,7 +287,7 @@ def change_severity(deps: Deps, incident: Incident, *, severity: Severity, reaso
             reason=reason,
             actor_id=actor_id,
             now=deps.now(),
-            cadence=deps.settings.cadence,
+            cadence=deps.config.cadence,
         )
     because = f": {blockkit.escape_slack(reason)}" if reason else ""
     post_in_channel(

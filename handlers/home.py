@@ -55,7 +55,7 @@ def home_view(deps: Deps, user_id: str) -> dict[str, Any]:
     blocks += [DividerBlock(), section("*Your roles*" if mine else "*Your roles*\nNone in open incidents.")]
     blocks += [section(f"{role.role.title} in {_line(incident)}") for role, incident in mine[:MAX_LISTED]]
     blocks += [DividerBlock(), section("*Your action items*" if items else "*Your action items*\nNone open.")]
-    today = deps.now().astimezone(deps.settings.zone).date()
+    today = deps.now().astimezone(deps.config.zone).date()
     for item, incident in items[:MAX_LISTED]:
         due = f", due {item.due.isoformat()}" if item.due else ""
         if item.due and item.due < today:

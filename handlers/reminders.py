@@ -34,7 +34,7 @@ def snooze(deps: Deps, body: dict[str, Any]) -> None:
             raise NotFound("That incident no longer exists.")
         store.snooze(session=session, incident=incident, until=until)
         key = incident.key
-    reply_private(deps, Who.of(body), f":zzz: Next reminder for {key} at {format_when(until, deps.settings.timezone)}.")
+    reply_private(deps, Who.of(body), f":zzz: Next reminder for {key} at {format_when(until, deps.config.timezone)}.")
 
 
 def register(app: App) -> None:

@@ -10,7 +10,6 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot.slack_client import make_webhook
 from core.errors import SitrepError
 from handlers.deps import Deps, deps_of
 
@@ -43,7 +42,7 @@ class Who:
 def reply_private(deps: Deps, who: Who, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
     """Answer one person privately: through response_url, else an ephemeral message, else a DM."""
     if who.response_url:
-        response = make_webhook(who.response_url).send(
+        response = deps.webhook(who.response_url).send(
             text=text, blocks=blocks, response_type="ephemeral", replace_original=False
         )
         if response.status_code == 200:

@@ -47,7 +47,7 @@ def post_pir(deps: Deps, incident: Incident) -> str:
     with deps.tx() as session:
         incident = store.reload(session=session, incident=incident)
         export = export_incident(session=session, incident=incident, names=names)
-    pir = build_pir(export, cadence=deps.settings.cadence, timezone=deps.settings.timezone, now=deps.now())
+    pir = build_pir(export, cadence=deps.config.cadence, timezone=deps.config.timezone, now=deps.now())
     filename = f"{incident.key}-pir.md"
     text = blockkit.fallback_text(f"Post-incident review of {incident.key}: {incident.title}")
     assert incident.channel_id
@@ -101,7 +101,7 @@ def reopen(deps: Deps, incident: Incident, *, actor_id: str) -> None:
     with deps.tx() as session:
         incident = store.reload(session=session, incident=incident)
         store.reopen(
-            session=session, incident=incident, actor_id=actor_id, now=deps.now(), cadence=deps.settings.cadence
+            session=session, incident=incident, actor_id=actor_id, now=deps.now(), cadence=deps.config.cadence
         )
     flows.post_in_channel(deps, incident, f":leftwards_arrow_with_hook: <@{actor_id}> reopened {incident.key}.")
     flows.refresh_topic(deps, incident)

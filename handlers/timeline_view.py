@@ -9,7 +9,6 @@ from slack_bolt import Ack, App
 from slack_sdk.models.blocks import ActionsBlock, Block, Option, SectionBlock, StaticSelectElement
 from slack_sdk.models.blocks.basic_components import MarkdownTextObject
 
-from bot.slack_client import make_webhook
 from core import store
 from core.enums import EntryKind
 from core.errors import NotFound
@@ -81,10 +80,10 @@ def _entries(deps: Deps, incident_id: int) -> tuple[Incident, list[TimelineEntry
 
 def show(deps: Deps, who: Who, incident: Incident, page: int = 1, *, replace: bool = False) -> None:
     incident, entries = _entries(deps, incident.id or 0)
-    blocks = timeline_blocks(incident, entries, page=page, tz=deps.settings.timezone)
+    blocks = timeline_blocks(incident, entries, page=page, tz=deps.config.timezone)
     text = f"{incident.key} timeline"
     if replace and who.response_url:
-        make_webhook(who.response_url).send(text=text, blocks=blocks, replace_original=True, response_type="ephemeral")
+        deps.webhook(who.response_url).send(text=text, blocks=blocks, replace_original=True, response_type="ephemeral")
     else:
         reply_private(deps, who, text, blocks)
 

@@ -31,7 +31,7 @@ class Harness:
 
     @property
     def settings(self) -> Settings:
-        return self.sitrep.deps.settings
+        return self.sitrep.settings
 
     def idle(self, timeout: float = 15.0) -> None:
         """Wait until the work after every ack is done."""

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).parent.parent
-METHODS = ROOT / "bot" / "standin" / "methods"
+METHODS = ROOT / "standin" / "methods"
 # Scopes a method may be satisfied by; sitrep picks the public- and private-channel ones.
 WANTED = {"chat:write", "channels:manage", "groups:write", "channels:join", "channels:read", "groups:read",
           "channels:history", "groups:history", "pins:write", "users:read", "files:write"}  # fmt: skip

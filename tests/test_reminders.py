@@ -301,7 +301,7 @@ def test_an_update_during_a_failed_post_is_not_undone_by_putting_the_claim_back(
     deps = bot.sitrep.deps
     at(clock, minutes=30)
     with deps.tx() as session:
-        [claim] = core_reminders.claim_due(session=session, now=clock.now(), cadence=deps.settings.cadence)
+        [claim] = core_reminders.claim_due(session=session, now=clock.now(), cadence=deps.config.cadence)
     at(clock, minutes=31)
     bot.command("update monitoring all good", channel=channel)
     with deps.tx() as session:

@@ -109,7 +109,7 @@ def test_two_replicas_send_each_reminder_exactly_once(pg_database_url: str) -> N
                 channel = fake.add_channel(f"inc-replica-{n}", [ALICE], bot_member=True)
                 incident = store.declare(
                     session=session, title=f"Replica {n}", severity=Severity.SEV3, declared_by=ALICE,
-                    now=datetime.now(UTC), cadence=deps.settings.cadence,
+                    now=datetime.now(UTC), cadence=deps.config.cadence,
                 )  # fmt: skip
                 incident.channel_id, incident.declare_step = channel, "confirmed"
                 channels.append(channel)
