@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt import App, BoltRequest, BoltResponse
+from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.middleware import Middleware
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -94,6 +96,13 @@ def create_app(
         client.on_error = metrics.slack_error
     executor = WorkPool(workers)
     identity = _identity(client)
+    authorized = AuthorizeResult(
+        enterprise_id=identity.get("enterprise_id"),
+        team_id=identity.get("team_id"),
+        bot_user_id=identity.get("user_id"),
+        bot_id=identity.get("bot_id"),
+        bot_token=client.token,
+    )
     deps = Deps(
         config=handler_config(settings),
         sessions=session_factory(engine),
@@ -105,8 +114,13 @@ def create_app(
         metrics=metrics,
         team_url=identity.get("url"),
     )
+    bolt_logger = logging.getLogger("sitrep.bolt")
+    bolt_logger.addFilter(_NoTokenSkippedWarning())
     bolt = App(
-        client=client,
+        # Bolt's own client makes no call: listeners use deps.client, and `authorize` hands Bolt the identity that
+        # sitrep's one auth.test found (with a client holding a token, Bolt would call auth.test again itself).
+        client=WebClient(base_url=client.base_url),
+        authorize=lambda **_: authorized,
         signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None,
         # Ack first, work after: each listener's ack function answers Slack, its lazy function does the work.
         process_before_response=True,
@@ -117,7 +131,7 @@ def create_app(
         # otherwise look at every request.
         attaching_function_token_enabled=False,
         attaching_conversation_kwargs_enabled=False,
-        logger=logging.getLogger("sitrep.bolt"),
+        logger=bolt_logger,
     )
     metrics.watch_database(deps.sessions)
     bolt.use(InjectDeps(deps))
@@ -163,6 +177,14 @@ class InjectDeps(Middleware):
     def process(self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]) -> BoltResponse:  # noqa: A002
         req.context["deps"] = self.deps
         return next()
+
+
+class _NoTokenSkippedWarning(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment by itself and, given a client too, warns at every start
+    that the token will be unused. sitrep means it: the token is used by its own client (deps.client)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
 
 
 def _identity(client: WebClient) -> dict[str, Any]:

@@ -8,54 +8,23 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from functools import cache
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from slack_sdk.models.blocks import ActionsBlock
 
 from bot.settings import Settings
 from core import reminders, store
 from core.reminders import Claim
 from handlers import blockkit
 from handlers.deps import Deps
+from handlers.reminders import escalation_mention, reminder_message
 
 log = logging.getLogger("sitrep.scheduler")
 
-SNOOZES = (("15m", 15), ("30m", 30), ("1h", 60))
 # A bot that was down at digest time posts the day's digest on start within this long after it.
 DIGEST_CATCH_UP = timedelta(hours=2)
 DIGEST_LIMIT = 50  # incidents listed in the digest; the rest are counted
-
-
-def escalation_mention(target: str) -> str:
-    return f"<!subteam^{target}>" if target.startswith("S") else f"<@{target}>"
-
-
-@cache
-def _reminder_frame() -> tuple[dict[str, object], dict[str, object]]:
-    """The reminder's blocks, built (and validated) once through slack_sdk's models with placeholder values;
-    each reminder then only fills in its text and incident id (building models per message cost a quarter of
-    a busy tick)."""
-    buttons = [blockkit.button("Post update", "sitrep_post_update", "ID", style="primary")]
-    buttons += [
-        blockkit.button(f"Snooze {label}", f"sitrep_snooze_{label}", f"ID:{minutes}") for label, minutes in SNOOZES
-    ]
-    section, actions = blockkit.to_dicts(
-        [blockkit.section("TEXT"), ActionsBlock(block_id="reminder-ID", elements=buttons)]
-    )
-    return section, actions
-
-
-def reminder_blocks(claim: Claim, *, comms: str | None, escalation: str | None) -> tuple[str, list[dict[str, object]]]:
-    text = blockkit.mrkdwn("reminder", claim=claim, comms=comms, escalation=escalation)
-    section, actions = _reminder_frame()
-    incident = str(claim.incident_id)
-    filled_section = {**section, "text": {**section["text"], "text": blockkit.clip(text, blockkit.SECTION_LIMIT)}}  # type: ignore[dict-item]
-    elements = [{**button, "value": str(button["value"]).replace("ID", incident)} for button in actions["elements"]]  # type: ignore[attr-defined]
-    filled_actions = {**actions, "block_id": f"reminder-{incident}", "elements": elements}
-    return text, [filled_section, filled_actions]
 
 
 class Scheduler:
@@ -142,7 +111,7 @@ class Scheduler:
         target = settings.escalation_targets.get(claim.severity)
         escalation = escalation_mention(target) if target and claim.escalate(settings.escalate_after) else None
         try:
-            text, blocks = reminder_blocks(claim, comms=comms, escalation=escalation)
+            text, blocks = reminder_message(claim, comms=comms, escalation=escalation)
             self.deps.client.chat_postMessage(channel=claim.channel_id or "", text=text, blocks=blocks)
         except Exception:  # noqa: BLE001 - the claim goes back, the next tick tries again
             log.exception(

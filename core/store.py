@@ -63,6 +63,57 @@ def reload(*, session: Session, incident: Incident) -> Incident:
     return row
 
 
+# The incident's columns that the Slack side records as its steps happen (ids and timestamps Slack gave it).
+SLACK_FIELDS = frozenset(
+    {"channel_id", "channel_name", "intro_ts", "announce_channel", "announce_ts", "pir_ts", "declare_step",
+     "declare_error", "people"}
+)  # fmt: skip
+
+
+def record_slack_fields(*, session: Session, incident_id: int, **fields: Any) -> None:
+    """Write only these columns of the incident, so that a change made meanwhile by someone else is kept."""
+    unknown = set(fields) - SLACK_FIELDS
+    if unknown:
+        raise ValueError(f"not a Slack-side field of an incident: {sorted(unknown)}")
+    session.execute(sa.update(Incident).where(col(Incident.id) == incident_id).values(**fields))
+
+
+def record_update_ts(*, session: Session, update_id: int, ts: str) -> None:
+    """The Slack message that carries a status update."""
+    session.execute(sa.update(StatusUpdate).where(col(StatusUpdate.id) == update_id).values(message_ts=ts))
+
+
+def roles_held(*, session: Session, user_id: str) -> list[tuple[RoleAssignment, Incident]]:
+    """The roles a person holds in open incidents, oldest incident first."""
+    query = (
+        select(RoleAssignment, Incident)
+        .join(Incident, col(Incident.id) == RoleAssignment.incident_id)
+        .where(RoleAssignment.user_id == user_id, Incident.status == IncidentStatus.OPEN)
+        .order_by(col(Incident.id))
+    )
+    return [(role, incident) for role, incident in session.exec(query).all()]
+
+
+def open_items_owned(*, session: Session, user_id: str) -> list[tuple[ActionItem, Incident]]:
+    """A person's open action items, soonest due first (those without a date last)."""
+    query = (
+        select(ActionItem, Incident)
+        .join(Incident, col(Incident.id) == ActionItem.incident_id)
+        .where(ActionItem.owner_id == user_id, ActionItem.status == "open")
+        .order_by(col(ActionItem.due).is_(None), col(ActionItem.due), col(ActionItem.id))
+    )
+    return [(item, incident) for item, incident in session.exec(query).all()]
+
+
+def incident_by_id(*, session: Session, incident_id: int | str | None) -> Incident:
+    """The incident with this id (a button's or a modal's value), or NotFound."""
+    text = str(incident_id or "")
+    incident = session.get(Incident, int(text)) if text.isdigit() else None
+    if incident is None:
+        raise NotFound("That incident no longer exists.")
+    return incident
+
+
 def incident_by_key(*, session: Session, key: str) -> Incident:
     normalised = key.strip().upper()
     if normalised.isdigit():
@@ -93,11 +144,6 @@ def roles_of(*, session: Session, incident: Incident) -> dict[Role, str]:
 def entries_of(*, session: Session, incident: Incident) -> list[TimelineEntry]:
     query = select(TimelineEntry).where(TimelineEntry.incident_id == incident.id)
     return list(session.exec(query.order_by(col(TimelineEntry.occurred_at), col(TimelineEntry.id))))
-
-
-def status_updates_of(*, session: Session, incident: Incident) -> list[StatusUpdate]:
-    query = select(StatusUpdate).where(StatusUpdate.incident_id == incident.id)
-    return list(session.exec(query.order_by(col(StatusUpdate.posted_at), col(StatusUpdate.id))))
 
 
 def severity_changes_of(*, session: Session, incident: Incident) -> list[SeverityChange]:

@@ -4,27 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import App
 
 from core import store
-from core.errors import NotFound
 from core.models import Incident
 from handlers import modals
 from handlers.deps import Deps
-from handlers.reply import guarded
+from handlers.reply import after_ack
 
 
 def incident_of_action(deps: Deps, body: dict[str, Any]) -> Incident:
-    value = (body.get("actions") or [{}])[0].get("value") or ""
-    with deps.tx() as session:
-        incident = session.get(Incident, int(value)) if value.isdigit() else None
-    if incident is None:
-        raise NotFound("That incident no longer exists.")
-    return incident
+    value = (body.get("actions") or [{}])[0].get("value")
+    with deps.read() as session:
+        return store.incident_by_id(session=session, incident_id=value)
 
-
-def _ack(ack: Ack) -> None:
-    ack()
 
 
 def open_update(deps: Deps, body: dict[str, Any]) -> None:
@@ -46,6 +39,6 @@ def open_resolve(deps: Deps, body: dict[str, Any]) -> None:
 
 
 def register(app: App) -> None:
-    app.action("sitrep_post_update")(ack=_ack, lazy=[guarded(open_update)])
-    app.action("sitrep_change_severity")(ack=_ack, lazy=[guarded(open_severity)])
-    app.action("sitrep_resolve")(ack=_ack, lazy=[guarded(open_resolve)])
+    app.action("sitrep_post_update")(**after_ack(open_update))
+    app.action("sitrep_change_severity")(**after_ack(open_severity))
+    app.action("sitrep_resolve")(**after_ack(open_resolve))

@@ -45,7 +45,7 @@ def run_command(deps: Deps, body: dict[str, Any]) -> None:
     who = Who.of(body)
     handler = _HANDLERS[command.name]
     if command.needs_incident_channel:
-        with deps.tx() as session:
+        with deps.read() as session:
             incident = store.require_incident_channel(
                 session=session, channel_id=who.channel_id or "", command=f"`/incident {command.name}`"
             )
@@ -113,7 +113,7 @@ def _action(deps: Deps, body: dict[str, Any], who: Who, command: Command, incide
 
 def _status(deps: Deps, body: dict[str, Any], who: Who, command: Command, incident: Incident | None) -> None:
     assert incident is not None
-    with deps.tx() as session:
+    with deps.read() as session:
         roles = store.roles_of(session=session, incident=incident)
     end = incident.resolved_at or deps.now()
     text = blockkit.mrkdwn(

@@ -13,7 +13,7 @@ from slack_sdk.errors import SlackApiError
 
 from core import store
 from core.enums import Phase, Role, Severity
-from core.models import Incident, StatusUpdate
+from core.models import Incident
 from core.naming import channel_name
 from core.severity import ImpactFacts, classify
 from handlers import blockkit
@@ -111,7 +111,7 @@ def finish_declare(deps: Deps, incident: Incident, who: Who) -> Incident:
 
 def resume_declarations(deps: Deps) -> list[str]:
     """Finish declarations that stopped part-way (e.g. Slack was down); the declarer is told by DM."""
-    with deps.tx() as session:
+    with deps.read() as session:
         pending = store.unfinished_declarations(session=session)
     for incident in pending:
         finish_declare(deps, incident, Who(user_id=incident.declared_by, channel_id=None, response_url=None))
@@ -119,10 +119,11 @@ def resume_declarations(deps: Deps) -> list[str]:
 
 
 def _save(deps: Deps, incident: Incident, **changes: object) -> None:
+    """Record what a declare step made (its fields only: a change made meanwhile, e.g. severity, is kept)."""
     for key, value in changes.items():
         setattr(incident, key, value)
     with deps.tx() as session:
-        session.merge(incident)
+        store.record_slack_fields(session=session, incident_id=incident.id or 0, **changes)
 
 
 def _create_channel(deps: Deps, incident: Incident) -> None:
@@ -140,8 +141,7 @@ def _create_channel(deps: Deps, incident: Incident) -> None:
             if slack_error(exc) == "name_taken":
                 continue
             raise
-        incident.channel_id = response["channel"]["id"]
-        incident.channel_name = response["channel"]["name"]
+        _save(deps, incident, channel_id=response["channel"]["id"], channel_name=response["channel"]["name"])
         return
     raise RuntimeError(f"no free channel name for {incident.key}")
 
@@ -182,7 +182,7 @@ def _invite_and_set_topic(deps: Deps, incident: Incident) -> None:
 
 
 def _roles(deps: Deps, incident: Incident) -> dict[Role, str]:
-    with deps.tx() as session:
+    with deps.read() as session:
         return store.roles_of(session=session, incident=incident)
 
 
@@ -219,8 +219,7 @@ def _announce(deps: Deps, incident: Incident) -> None:
             raise
         deps.client.conversations_join(channel=target)
         response = deps.client.chat_postMessage(channel=target, text=text)
-    incident.announce_channel = target
-    incident.announce_ts = response["ts"]
+    _save(deps, incident, announce_channel=target, announce_ts=response["ts"])
 
 
 def refresh_announcement(deps: Deps, incident: Incident) -> None:
@@ -269,9 +268,7 @@ def status_update(deps: Deps, incident: Incident, *, phase: Phase | None, text: 
     )
     ts = post_in_channel(deps, incident, message)
     with deps.tx() as session:
-        row = session.get(StatusUpdate, update_id)
-        if row is not None:
-            row.message_ts = ts
+        store.record_update_ts(session=session, update_id=update_id, ts=ts)
     if phase_changed:
         refresh_topic(deps, incident)
 
@@ -331,7 +328,7 @@ def is_member(deps: Deps, channel_id: str, user_id: str) -> bool:
 
 def visible_open_incidents(deps: Deps, user_id: str) -> list[Incident]:
     """Open incidents the user may see: every public one, private ones only for their members."""
-    with deps.tx() as session:
+    with deps.read() as session:
         incidents = store.open_incidents(session=session)
     return [
         incident

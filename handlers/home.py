@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import App
 from slack_sdk.models.blocks import ActionsBlock, Block, DividerBlock
-from sqlmodel import col, select
 
-from core.enums import IncidentStatus
-from core.models import ActionItem, Incident, RoleAssignment
+from core import store
+from core.models import Incident
 from core.templating import escape_slack
 from handlers import flows, modals
 from handlers.blockkit import button, context, header, section, to_dicts
 from handlers.deps import Deps
-from handlers.reply import guarded, in_background
+from handlers.reply import after_ack, in_background
 
 MAX_LISTED = 25  # per list; 3 lists of 25 and the frame stay well under the 100 blocks of a Home view
 
@@ -30,18 +29,8 @@ def home_view(deps: Deps, user_id: str) -> dict[str, Any]:
     visible = sorted(flows.visible_open_incidents(deps, user_id), key=lambda i: i.severity.level)
     visible_ids = {i.id for i in visible}
     with deps.read() as session:
-        roles = session.exec(
-            select(RoleAssignment, Incident)
-            .join(Incident, col(Incident.id) == RoleAssignment.incident_id)
-            .where(RoleAssignment.user_id == user_id, Incident.status == IncidentStatus.OPEN)
-            .order_by(col(Incident.id))
-        ).all()
-        items = session.exec(
-            select(ActionItem, Incident)
-            .join(Incident, col(Incident.id) == ActionItem.incident_id)
-            .where(ActionItem.owner_id == user_id, ActionItem.status == "open")
-            .order_by(col(ActionItem.due).is_(None), col(ActionItem.due), col(ActionItem.id))
-        ).all()
+        roles = store.roles_held(session=session, user_id=user_id)
+        items = store.open_items_owned(session=session, user_id=user_id)
     blocks: list[Block] = [
         header("sitrep"),
         ActionsBlock(block_id="home", elements=[button("Declare an incident", "sitrep_home_declare", style="danger")]),
@@ -73,9 +62,6 @@ def publish(deps: Deps, body: dict[str, Any]) -> None:
     deps.client.views_publish(user_id=event["user"], view=home_view(deps, event["user"]))
 
 
-def _ack(ack: Ack) -> None:
-    ack()
-
 
 def open_declare(deps: Deps, body: dict[str, Any]) -> None:
     deps.client.views_open(trigger_id=body["trigger_id"], view=modals.declare_view(channel_id=None))
@@ -83,4 +69,4 @@ def open_declare(deps: Deps, body: dict[str, Any]) -> None:
 
 def register(app: App) -> None:
     app.event("app_home_opened")(in_background(publish))
-    app.action("sitrep_home_declare")(ack=_ack, lazy=[guarded(open_declare)])
+    app.action("sitrep_home_declare")(**after_ack(open_declare))

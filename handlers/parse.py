@@ -13,7 +13,6 @@ from core.errors import InvalidInput
 MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 SEVERITY_WORDS = "`sev1`, `sev2`, `sev3` or `sev4`"
 ROLE_WORDS = "`commander`, `comms`, `scribe` or `ops`"
-PHASE_WORDS = "`investigating`, `identified` or `monitoring`"
 CHANNEL_COMMANDS = ("update", "severity", "role", "note", "action", "status", "timeline", "resolve", "reopen", "pir")
 
 
@@ -123,7 +122,7 @@ def _note(rest: str) -> Command:
 
 def _action(rest: str) -> Command:
     if not rest:
-        return Command("action")  # opens the modal
+        return Command("action")  # the command then asks for the text
     owner: str | None = None
     priority: Priority | None = None
     due: date | None = None

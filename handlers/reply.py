@@ -104,6 +104,16 @@ def guarded(work: Work) -> Callable[..., None]:
     return run
 
 
+def ack_only(ack: Any) -> None:
+    """Acknowledge at once; the work follows in a lazy listener."""
+    ack()
+
+
+def after_ack(work: Work) -> dict[str, Any]:
+    """A Bolt listener's arguments: ack at once, then run `work(deps, body)` behind the one error handler."""
+    return {"ack": ack_only, "lazy": [guarded(work)]}
+
+
 RETRY_KEY = "sitrep_retry_num"
 
 

@@ -18,7 +18,7 @@ log = logging.getLogger("sitrep.resolution")
 
 def remember_names(deps: Deps, incident: Incident) -> dict[str, str]:
     """Look up the display names of everyone in the incident and keep them with it (exports need no Slack)."""
-    with deps.tx() as session:
+    with deps.read() as session:
         incident = store.reload(session=session, incident=incident)
         users = {
             incident.commander_id,
@@ -34,17 +34,14 @@ def remember_names(deps: Deps, incident: Incident) -> dict[str, str]:
     for user in wanted:
         known[user] = flows.user_name(deps, user)
     with deps.tx() as session:
-        row = session.get(Incident, incident.id)
-        assert row is not None
-        row.people = known
-        session.add(row)
+        store.record_slack_fields(session=session, incident_id=incident.id or 0, people=known)
     return known
 
 
 def post_pir(deps: Deps, incident: Incident) -> str:
     """Post the PIR: a summary message within Slack's limits, then the full Markdown as a file."""
     names = remember_names(deps, incident)
-    with deps.tx() as session:
+    with deps.read() as session:
         incident = store.reload(session=session, incident=incident)
         export = export_incident(session=session, incident=incident, names=names)
     pir = build_pir(export, cadence=deps.config.cadence, timezone=deps.config.timezone, now=deps.now())
@@ -61,9 +58,7 @@ def post_pir(deps: Deps, incident: Incident) -> str:
         title=f"Post-incident review: {incident.key}",
     )
     with deps.tx() as session:
-        row = session.get(Incident, incident.id)
-        if row is not None:
-            row.pir_ts = str(response["ts"])
+        store.record_slack_fields(session=session, incident_id=incident.id or 0, pir_ts=str(response["ts"]))
     return str(response["ts"])
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import App
 from slack_sdk.errors import SlackApiError
 
 from core import store
@@ -16,14 +16,11 @@ from handlers import flows, modals
 from handlers.deps import Deps
 from handlers.events import permalink
 from handlers.messages import read_one
-from handlers.reply import Who, guarded, reply_private
+from handlers.reply import Who, after_ack, reply_private
 
 CALLBACK = "sitrep_add_to_timeline"
 log = logging.getLogger("sitrep.handlers")
 
-
-def _ack(ack: Ack) -> None:
-    ack()
 
 
 def add(
@@ -54,7 +51,7 @@ def on_shortcut(deps: Deps, body: dict[str, Any]) -> None:
         "channel": body["channel"]["id"], "ts": message["ts"], "thread_ts": message.get("thread_ts"),
         "text": str(message.get("text") or ""), "author": str(message.get("user") or message.get("bot_id") or ""),
     }  # fmt: skip
-    with deps.tx() as session:
+    with deps.read() as session:
         here = store.incident_by_channel(session=session, channel_id=tagged["channel"])
     if here is not None:
         add(deps, who, here, **tagged)
@@ -72,11 +69,8 @@ def on_shortcut(deps: Deps, body: dict[str, Any]) -> None:
 def on_pick(deps: Deps, body: dict[str, Any]) -> None:
     view = body["view"]
     meta = modals.metadata(view)
-    incident_id = int(modals.state_value(view, "incident"))
-    with deps.tx() as session:
-        incident = session.get(Incident, incident_id)
-    if incident is None:
-        raise InvalidInput("That incident no longer exists.")
+    with deps.read() as session:
+        incident = store.incident_by_id(session=session, incident_id=modals.state_value(view, "incident"))
     # Answer where the shortcut was used: the person may not be in the incident's channel.
     who = Who(user_id=body["user"]["id"], channel_id=meta["channel"], response_url=None)
     text = meta["text"] if not meta.get("cut") else _whole_text(deps, meta["channel"], meta["ts"], meta["text"])
@@ -97,5 +91,5 @@ def _whole_text(deps: Deps, channel: str, ts: str, start: str) -> str:
 
 
 def register(app: App) -> None:
-    app.shortcut(CALLBACK)(ack=_ack, lazy=[guarded(on_shortcut)])
-    app.view(modals.PICK_INCIDENT)(ack=_ack, lazy=[guarded(on_pick)])
+    app.shortcut(CALLBACK)(**after_ack(on_shortcut))
+    app.view(modals.PICK_INCIDENT)(**after_ack(on_pick))

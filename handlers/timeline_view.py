@@ -5,19 +5,18 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import App
 from slack_sdk.models.blocks import ActionsBlock, Block, Option, SectionBlock, StaticSelectElement
 from slack_sdk.models.blocks.basic_components import MarkdownTextObject
 
 from core import store
 from core.enums import EntryKind
-from core.errors import NotFound
 from core.models import Incident, TimelineEntry
 from core.templating import escape_slack, format_when
 from core.timeline_capture import set_kind
 from handlers.blockkit import button, clip, section, to_dicts
 from handlers.deps import Deps
-from handlers.reply import Who, guarded, reply_private
+from handlers.reply import Who, after_ack, reply_private
 
 PAGE = 20
 KIND_ACTION = "sitrep_entry_kind"
@@ -71,10 +70,8 @@ def timeline_blocks(incident: Incident, entries: list[TimelineEntry], *, page: i
 
 
 def _entries(deps: Deps, incident_id: int) -> tuple[Incident, list[TimelineEntry]]:
-    with deps.tx() as session:
-        incident = session.get(Incident, incident_id)
-        if incident is None:
-            raise NotFound("That incident no longer exists.")
+    with deps.read() as session:
+        incident = store.incident_by_id(session=session, incident_id=incident_id)
         return incident, store.entries_of(session=session, incident=incident)
 
 
@@ -87,9 +84,6 @@ def show(deps: Deps, who: Who, incident: Incident, page: int = 1, *, replace: bo
     else:
         reply_private(deps, who, text, blocks)
 
-
-def _ack(ack: Ack) -> None:
-    ack()
 
 
 def on_page(deps: Deps, body: dict[str, Any]) -> None:
@@ -105,5 +99,5 @@ def on_kind(deps: Deps, body: dict[str, Any]) -> None:
 
 
 def register(app: App) -> None:
-    app.action(PAGE_ACTION)(ack=_ack, lazy=[guarded(on_page)])
-    app.action(KIND_ACTION)(ack=_ack, lazy=[guarded(on_kind)])
+    app.action(PAGE_ACTION)(**after_ack(on_page))
+    app.action(KIND_ACTION)(**after_ack(on_kind))

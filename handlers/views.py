@@ -6,12 +6,12 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
+from core import store
 from core.enums import Phase, Severity
-from core.errors import NotFound
 from core.models import Incident
 from handlers import flows, modals, resolution
-from handlers.deps import Deps, deps_of
-from handlers.reply import Who, guarded
+from handlers.deps import Deps
+from handlers.reply import Who, after_ack, guarded
 
 
 def _errors_of_declare(values: dict[str, Any]) -> dict[str, str]:
@@ -53,11 +53,8 @@ def run_impact_changed(deps: Deps, body: dict[str, Any]) -> None:
 
 def _incident_of(deps: Deps, view: dict[str, Any]) -> Incident:
     incident_id = modals.metadata(view).get("incident_id")
-    with deps.tx() as session:
-        incident = session.get(Incident, incident_id) if incident_id else None
-        if incident is None:
-            raise NotFound("That incident no longer exists.")
-        return incident
+    with deps.read() as session:
+        return store.incident_by_id(session=session, incident_id=incident_id)
 
 
 def ack_update(ack: Ack, view: dict[str, Any]) -> None:
@@ -96,16 +93,11 @@ def run_resolve(deps: Deps, body: dict[str, Any]) -> None:
     resolution.resolve(deps, incident, actor_id=body["user"]["id"], **modals.resolution_from_state(view))
 
 
-def _ack(ack: Ack) -> None:
-    ack()
-
 
 def register(app: App) -> None:
     app.view(modals.DECLARE)(ack=ack_declare, lazy=[guarded(run_declare)])
     app.view(modals.UPDATE)(ack=ack_update, lazy=[guarded(run_update)])
-    app.view(modals.SEVERITY)(ack=_ack, lazy=[guarded(run_severity)])
-    app.view(modals.RESOLVE)(ack=_ack, lazy=[guarded(run_resolve)])
+    app.view(modals.SEVERITY)(**after_ack(run_severity))
+    app.view(modals.RESOLVE)(**after_ack(run_resolve))
     app.action(modals.IMPACT_ACTION)(ack=ack_impact_changed, lazy=[guarded(run_impact_changed)])
 
-
-__all__ = ["register", "deps_of"]

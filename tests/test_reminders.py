@@ -15,13 +15,13 @@ import pytest
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
-from bot.scheduler import escalation_mention, reminder_blocks
 from core import reminders as core_reminders
 from core import store
 from core.cadence import parse_cadence
 from core.clock import FrozenClock
 from core.enums import Severity
 from core.reminders import Claim
+from handlers.reminders import escalation_mention, reminder_message
 from tests.harness import ALICE, BOB, CAROL, Harness, running_bot
 
 ENV = {
@@ -170,7 +170,7 @@ def test_escalation_mentions() -> None:
 
 def test_the_comms_lead_is_not_mentioned_twice_when_the_commander_holds_both_roles() -> None:
     claim = Claim(1, "INC-1", "T", Severity.SEV2, "C1", ALICE, 1, None)
-    text, _ = reminder_blocks(claim, comms=ALICE, escalation=None)
+    text, _ = reminder_message(claim, comms=ALICE, escalation=None)
     assert text.count(f"<@{ALICE}>") == 1
 
 
