@@ -5,7 +5,7 @@ Goal: at least 500 events/s and 0 duplicates.
 The bot runs as it does in production, `sitrep run` in its own process; this process plays Slack (the fake
 Web API) and sends the signed event deliveries.
 
-    .venv/bin/python bench/timeline_ingest.py [--rounds 3] [--processes N] [--database-url postgresql://…]
+    .venv/bin/python bench/timeline_ingest.py [--rounds 3] [--database-url postgresql://…]
 
 Each round has a fresh bot and database; the last line is the median over the rounds. A shared machine's
 speed varies from minute to minute, so one round alone says little: each round prints the CPU time the host
@@ -26,7 +26,6 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -66,32 +65,16 @@ def wait_healthy(port: int, timeout: float = 30) -> None:
     raise RuntimeError("the bot did not become healthy")
 
 
-def _stats() -> Iterator[tuple[int, list[str]]]:
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            yield int(stat.parent.name), stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-
-
 def stolen_seconds() -> float:
     """CPU time the host gave to other machines while this one's was waiting (steal, from /proc/stat)."""
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
     return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
 
 
-def children(pid: int) -> set[int]:
-    return {child for child, fields in _stats() if fields[1] == str(pid)}
-
-
 def bot_cpu_seconds(pid: int) -> tuple[float, float]:
-    """User and system CPU time of a process and its children (SITREP_PROCESSES > 1 forks them)."""
-    user = system = 0.0
-    for each, fields in _stats():
-        if each == pid or fields[1] == str(pid):
-            user += int(fields[11]) / os.sysconf("SC_CLK_TCK")
-            system += int(fields[12]) / os.sysconf("SC_CLK_TCK")
-    return user, system
+    """User and system CPU time of the bot's process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) / os.sysconf("SC_CLK_TCK"), int(fields[12]) / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
@@ -120,8 +103,6 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--channels", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=20)
-    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1,
-                        help="SITREP_PROCESSES for the bot (default: one per core, as the README advises)")  # fmt: skip
     args = parser.parse_args()
     rates = []
     for number in range(1, args.rounds + 1):
@@ -161,8 +142,7 @@ def one_round(args: argparse.Namespace, url: str, tmp: str, number: int) -> floa
 
         port = free_port()
         env = {**os.environ, "SLACK_BOT_TOKEN": fake.bot_token, "SLACK_SIGNING_SECRET": SECRET,
-               "SLACK_API_URL": fake.api_url, "DATABASE_URL": url, "PORT": str(port),
-               "SITREP_PROCESSES": str(args.processes)}  # fmt: skip
+               "SLACK_API_URL": fake.api_url, "DATABASE_URL": url, "PORT": str(port)}  # fmt: skip
         env.pop("SLACK_APP_TOKEN", None)
         bot_log = Path(tmp) / "bot.log"
         bot = subprocess.Popen([str(Path(sys.executable).parent / "sitrep"), "run"], env=env, cwd=tmp,
@@ -171,8 +151,7 @@ def one_round(args: argparse.Namespace, url: str, tmp: str, number: int) -> floa
             wait_healthy(port)
             if os.environ.get("SITREP_BENCH_PROFILE"):  # e.g. SITREP_BENCH_PROFILE=/tmp/bot.txt (py-spy installed)
                 spy = [str(Path(sys.executable).parent / "py-spy"), "record", "--gil", "--format", "raw", "-d", "10"]
-                target = min(children(bot.pid) or {bot.pid})  # one of the processes when there are several
-                subprocess.Popen([*spy, "-o", os.environ["SITREP_BENCH_PROFILE"], "-p", str(target)],
+                subprocess.Popen([*spy, "-o", os.environ["SITREP_BENCH_PROFILE"], "-p", str(bot.pid)],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
             local = threading.local()
             rng = random.Random(7)
@@ -247,8 +226,8 @@ def one_round(args: argparse.Namespace, url: str, tmp: str, number: int) -> floa
         database = "SQLite" if url.startswith("sqlite") else "PostgreSQL"
         print(
             f"round {number}: timeline ingest on {database}: {len(deliveries)} deliveries ({len(events)} events, "
-            f"{len(deliveries) - len(events)} retried), {args.concurrency} at a time; the bot in processes of its "
-            f"own (SITREP_PROCESSES={args.processes})"
+            f"{len(deliveries) - len(events)} retried), {args.concurrency} at a time; the bot in a process of "
+            "its own"
         )
         print(f"  acked in {acked:.2f} s; all stored in {elapsed:.2f} s: {len(events) / elapsed:.0f} events stored/s "
               f"(CPU time taken by the host for other machines meanwhile: {stolen:.1f} s)")  # fmt: skip
@@ -259,8 +238,6 @@ def one_round(args: argparse.Namespace, url: str, tmp: str, number: int) -> floa
         print(f"  Slack reads by the bot: {reads} for {len(events)} events")
         lines = bot_log.read_text().splitlines()
         errors = [line for line in lines if '"level": "error"' in line]
-        served = Counter(json.loads(line).get("pid") for line in lines if '"message": "slack request"' in line)
-        print(f"  deliveries taken by each process: {sorted(served.values(), reverse=True)}")
         print(f"  errors logged by the bot: {len(errors)}" + (f"; the first: {errors[0][:2000]}" if errors else ""))
         failed = sum(1 for s in statuses if s // 100 != 2)
         print(f"  entries stored: {count}, duplicates found: {count - (distinct or 0)}, non-2xx answers: {failed}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import socket
 import sys
 from typing import TYPE_CHECKING
 
@@ -31,15 +30,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     secrets = [settings.slack_bot_token, settings.slack_signing_secret, settings.slack_app_token]
     configure_logging(secrets=[secret.get_secret_value() for secret in secrets if secret is not None])
     port = args.port or settings.port
-    processes = args.processes or settings.processes
-    if processes > 1:
-        return _run_processes(settings, port=port, processes=processes)
     return _serve(settings, port=port)
 
 
-def _serve(settings: Settings, *, port: int, sock: socket.socket | None = None, first: bool = True) -> int:
+def _serve(settings: Settings, *, port: int) -> int:
     """One sitrep process: the app, its scheduler, and the HTTP server (or Socket Mode) until SIGTERM or ^C.
-    `sock`: a listening socket shared with sibling processes; `first`: this process resumes unfinished work."""
+    More capacity is more replicas of this process on PostgreSQL (SPEC §12), never more processes here."""
     import contextlib
 
     from bot.app import create_app
@@ -47,15 +43,14 @@ def _serve(settings: Settings, *, port: int, sock: socket.socket | None = None, 
     from handlers.flows import resume_declarations
 
     log = logging.getLogger("sitrep")
-    sitrep = create_app(settings, migrate=sock is None)
+    sitrep = create_app(settings)
     _stop_on_sigterm()
-    if first:
-        sitrep.executor.submit(resume_declarations, sitrep.deps)
+    sitrep.executor.submit(resume_declarations, sitrep.deps)
     sitrep.scheduler.start()
     try:
         if settings.socket_mode:
             # Slack's requests come over the socket; the port serves only /healthz and /metrics.
-            health = Server(WsgiApp(sitrep, slack_events=False), port=port, threads=2, sock=sock).start()
+            health = Server(WsgiApp(sitrep, slack_events=False), port=port, threads=2).start()
             log.info("Socket Mode; health and metrics on port %s", port)
             handler = socket_mode_handler(sitrep)
             try:
@@ -66,7 +61,7 @@ def _serve(settings: Settings, *, port: int, sock: socket.socket | None = None, 
                 health.stop()
         else:
             log.info("listening on port %s", port)
-            Server(WsgiApp(sitrep), port=port, sock=sock).serve_forever()  # waitress closes itself on an interrupt
+            Server(WsgiApp(sitrep), port=port).serve_forever()  # waitress closes itself on an interrupt
     except KeyboardInterrupt:
         pass
     finally:
@@ -74,97 +69,6 @@ def _serve(settings: Settings, *, port: int, sock: socket.socket | None = None, 
         sitrep.close()
     log.info("stopped")
     return 0
-
-
-FAILED = 3  # the exit code of a process of several that failed with an error (not one killed by a signal)
-
-
-def _run_processes(settings: Settings, *, port: int, processes: int) -> int:
-    """SITREP_PROCESSES > 1: migrate once, open the port once, then fork that many sitrep processes that take
-    connections from it in turn (each with its own threads, so that together they use several cores). A process
-    that dies (a signal, say the kernel's OOM killer) is replaced; one that fails with an error (the database or
-    Slack unreachable at start, say) stops them all, as `sitrep run` alone would stop. SIGTERM or ^C stops them
-    all, each finishing its work in flight. /metrics shows the sums of their counters, whichever answers."""
-    import contextlib
-    import os
-    import shutil
-    import signal
-    import tempfile
-    import time
-
-    from bot.observability import share_metrics_between_processes
-    from core.db import make_engine, upgrade
-
-    log = logging.getLogger("sitrep")
-    engine = make_engine(settings.database_url)
-    upgrade(engine)
-    engine.dispose()  # no connection crosses the fork
-    metrics = tempfile.mkdtemp(prefix="sitrep-metrics-")  # /metrics sums the processes' counters kept here
-    share_metrics_between_processes(metrics)
-    sock = socket.create_server(("0.0.0.0", port), backlog=1024)
-    children: dict[int, int] = {}  # pid -> index
-    stopping = False
-    result = 0
-
-    def start(index: int) -> None:
-        pid = os.fork()
-        if pid == 0:  # the child: serve until told to stop, and never return into the parent's loop
-            code = 1
-            try:
-                signal.signal(signal.SIGINT, signal.default_int_handler)
-                _stop_on_sigterm()  # at once: a stop may come while this process is still starting
-                code = _serve(settings, port=port, sock=sock, first=index == 0)
-            except KeyboardInterrupt:  # told to stop while it was still starting: stopped all the same
-                log.info("stopped")
-                code = 0
-            except BaseException:  # noqa: BLE001 - logged; the parent stops the others
-                log.exception("sitrep process %s failed", index)
-                code = FAILED
-            finally:
-                logging.shutdown()
-                os._exit(code)
-        children[pid] = index
-
-    parent = os.getpid()
-
-    def stop(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        if os.getpid() != parent:  # a child not yet past its first line: stop as _stop_on_sigterm would
-            raise KeyboardInterrupt
-        stopping = True
-        for pid in list(children):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    for index in range(processes):
-        start(index)
-    log.info("%s processes listening on port %s", processes, port)
-    while children:
-        try:
-            pid, status = os.wait()
-        except ChildProcessError:
-            break
-        index = children.pop(pid, None)
-        if index is None:
-            continue
-        code = os.waitstatus_to_exitcode(status)
-        if stopping:
-            log.info("sitrep process %s (pid %s) stopped with exit code %s", index, pid, code)
-        elif code == FAILED:
-            log.error("sitrep process %s (pid %s) failed; stopping the others", index, pid)
-            result = 1
-            stop(signal.SIGTERM, None)
-        else:
-            log.error("sitrep process %s (pid %s) exited with exit code %s; starting another", index, pid, code)
-            time.sleep(1)
-            if not stopping:
-                start(index)
-    sock.close()
-    shutil.rmtree(metrics, ignore_errors=True)
-    log.info("stopped")
-    return result
 
 
 def _stop_on_sigterm() -> None:
@@ -237,7 +141,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="run the bot (Socket Mode when SLACK_APP_TOKEN is set, else HTTP)")
     run.add_argument("--port", type=int, default=None, help="HTTP port (default: PORT or 3000)")
-    run.add_argument("--processes", type=int, default=None, help="processes (default: SITREP_PROCESSES or 1)")
     run.set_defaults(func=cmd_run)
     demo = sub.add_parser("demo", help="play a scripted incident against a local stand-in for Slack (no tokens)")
     demo.set_defaults(func=cmd_demo)

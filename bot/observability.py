@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import sys
 import threading
@@ -13,9 +12,8 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 from urllib.parse import parse_qs
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
@@ -64,7 +62,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
-            "pid": record.process,  # which process, when SITREP_PROCESSES runs several
+            "pid": record.process,
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
@@ -118,27 +116,11 @@ class OpenIncidents(Collector):
         yield family
 
 
-SHARED_METRICS = "PROMETHEUS_MULTIPROC_DIR"
-
-
-def share_metrics_between_processes(path: str) -> None:
-    """For several processes of one sitrep (SITREP_PROCESSES > 1): their counters and histograms are kept in files
-    under `path` (prometheus_client's multiprocess mode), so that `/metrics`, whichever process answers, shows the
-    sums over all of them. Call before the processes make their Metrics; the processes inherit it."""
-    os.environ[SHARED_METRICS] = path
-    values.ValueClass = values.MultiProcessValue()
-
-
 class Metrics:
     """The process's metrics, in a registry of its own (several apps in one test process never meet)."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        # What /metrics shows: this registry, or with several processes the sums over their files.
-        self.exposed = self.registry
-        if os.environ.get(SHARED_METRICS):
-            self.exposed = CollectorRegistry()
-            MultiProcessCollector(self.exposed)
         self.requests = Counter("sitrep_slack_requests", "Slack requests by type and outcome",
                                 ["type", "outcome"], registry=self.registry)  # fmt: skip
         self.ack_seconds = Histogram("sitrep_ack_seconds", "Time to answer (acknowledge) a Slack request",
@@ -152,11 +134,11 @@ class Metrics:
                                     ["method", "error"], registry=self.registry)  # fmt: skip
 
     def watch_database(self, sessions: sessionmaker[Session]) -> None:
-        self.exposed.register(OpenIncidents(sessions))
+        self.registry.register(OpenIncidents(sessions))
 
     def exposition(self) -> bytes:
         """The text `/metrics` answers (Prometheus exposition format)."""
-        return generate_latest(self.exposed)
+        return generate_latest(self.registry)
 
     def request(self, kind: str, outcome: str, seconds: float) -> None:
         self.requests.labels(kind, outcome).inc()

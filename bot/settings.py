@@ -49,7 +49,6 @@ class Settings(BaseSettings):
     timezone: str = Field(default="UTC", alias="SITREP_TIMEZONE")
     digest_time: str = Field(default="09:00", alias="SITREP_DIGEST_TIME")
     port: int = Field(default=3000, ge=1, le=65535, alias="PORT")
-    processes: int = Field(default=1, ge=1, le=64, alias="SITREP_PROCESSES")
 
     @field_validator("cadence", mode="before")
     @classmethod

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 import time
@@ -23,48 +22,13 @@ from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
 T = TypeVar("T")
-try:
-    import fcntl
-except ImportError:  # Windows: there several processes wait for each other on SQLite's busy handler
-    fcntl = None  # type: ignore[assignment]
-
 READ_ONLY = "sitrep_read_only"
 
 
-class WriteLock:
-    """Writers to one SQLite file take turns here before BEGIN IMMEDIATE: the threads of this process on a lock
-    of their own, and the processes (SITREP_PROCESSES > 1) on an advisory lock of the file `<database>-lock`.
-
-    SQLite's own busy handler, left to processes that do not take this lock, waits by sleeping in steps of up
-    to 100 ms: under load the processes of one sitrep spent whole seconds asleep waiting for each other. A
-    waiter here is woken the moment the lock is free."""
-
-    def __init__(self, database: str | None) -> None:
-        self._threads = threading.Lock()
-        self._path = f"{database}-lock" if database and fcntl is not None else None
-        self._file: tuple[int, Any] | None = None  # (pid, file): a file opened before a fork is not this process's
-
-    def __enter__(self) -> None:
-        self._threads.acquire()
-        if self._path is None:
-            return
-        try:
-            if self._file is None or self._file[0] != os.getpid():
-                self._file = (os.getpid(), open(self._path, "a+b"))  # noqa: SIM115 - kept open for the process
-            fcntl.flock(self._file[1].fileno(), fcntl.LOCK_EX)
-        except BaseException:
-            self._threads.release()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            if self._file is not None and self._file[0] == os.getpid():
-                fcntl.flock(self._file[1].fileno(), fcntl.LOCK_UN)
-        finally:
-            self._threads.release()
-
-
-_WRITE_LOCKS: WeakKeyDictionary[Engine, WriteLock] = WeakKeyDictionary()
+# The threads of this process that write to one SQLite file take turns on its lock before BEGIN IMMEDIATE: SQLite's
+# own busy handler waits by sleeping in steps of up to 100 ms, a waiter here is woken the moment the lock is free.
+# One process uses a SQLite file; more capacity is more replicas on PostgreSQL (SPEC §12).
+_WRITE_LOCKS: WeakKeyDictionary[Engine, threading.Lock] = WeakKeyDictionary()
 
 
 def normalise_url(url: str) -> str:
@@ -118,7 +82,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             deferred = connection.get_execution_options().get(READ_ONLY, False)
             connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
-        _WRITE_LOCKS[engine] = WriteLock(engine.url.database if on_disk else None)
+        _WRITE_LOCKS[engine] = threading.Lock()
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
@@ -138,7 +102,7 @@ def _engine_of(factory: sessionmaker[Session]) -> Engine | None:
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any error.
 
-    On SQLite the writers queue on a WriteLock first, which wakes the next one at once."""
+    On SQLite the writers queue on the engine's write lock first, which wakes the next one at once."""
     engine = _engine_of(factory)
     lock = _WRITE_LOCKS.get(engine) if engine is not None else None
     with lock or nullcontext(), factory() as session, session.begin():
@@ -307,8 +271,8 @@ MIGRATION_LOCK = 0x5179_7265
 @contextmanager
 def _migration_lock(engine: Engine) -> Iterator[None]:
     """One process migrates at a time: replicas that start together on an empty database would otherwise all
-    create the same tables, and all but one fail. On PostgreSQL an advisory lock; on SQLite the processes' file
-    lock (WriteLock), as alembic reads the version before it takes SQLite's write lock."""
+    create the same tables, and all but one fail. On PostgreSQL an advisory lock; on SQLite (one process) the
+    engine's write lock, as alembic reads the version before it takes SQLite's write lock."""
     if engine.dialect.name != "postgresql":
         with _WRITE_LOCKS.get(engine) or nullcontext():
             yield

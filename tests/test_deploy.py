@@ -11,6 +11,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 from core.db import is_up_to_date, make_engine
@@ -31,6 +32,7 @@ upgrade(engine)
 """
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # replicas share PostgreSQL (SPEC §12)
 def test_replicas_starting_together_migrate_once_without_failing(database_url: str) -> None:
     """`docker compose up --scale bot=2` on an empty database: every replica migrates on start, none may fail."""
     replicas = [

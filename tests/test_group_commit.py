@@ -1,15 +1,12 @@
-"""Group commit (core.db.GroupCommit) and the SQLite write lock shared by processes, on SQLite and PostgreSQL."""
+"""Group commit (core.db.GroupCommit) and the SQLite write lock of one process's threads, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import fcntl
-import multiprocessing
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -18,7 +15,7 @@ from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, select
 
 from core import store
-from core.db import GroupCommit, make_engine, session_factory, transaction, upgrade
+from core.db import GroupCommit, make_engine, session_factory, upgrade
 from core.models import ProcessedEvent
 
 NOW = datetime(2026, 1, 15, 14, 0, tzinfo=UTC)
@@ -177,49 +174,8 @@ def test_many_threads_each_event_stored_once(sessions: sessionmaker[Session]) ->
     assert len(_stored(sessions)) == 50
 
 
-# --- SQLite: writers in several processes take turns on a file lock ------------------------------------
-
-
-def _hold_write_lock(url: str, started: Any, release: Any) -> None:
-    engine = make_engine(url)
-    with transaction(session_factory(engine)) as session:
-        store.claim_event(session=session, event_id="Ev-other-process", now=NOW)
-        started.set()
-        release.wait(10)
-    engine.dispose()
-
-
-def test_writers_in_two_processes_take_turns_on_the_lock_file(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
-    engine = make_engine(url)
-    upgrade(engine)
-    sessions = session_factory(engine)
-    context = multiprocessing.get_context("spawn")
-    started, release = context.Event(), context.Event()
-    other = context.Process(target=_hold_write_lock, args=(url, started, release))
-    other.start()
-    try:
-        assert started.wait(30)
-        # The other process holds the lock file, exclusively.
-        with (tmp_path / "shared.db-lock").open("a+b") as lock_file, pytest.raises(BlockingIOError):
-            fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        finished = threading.Event()
-        waited = threading.Thread(target=lambda: (GroupCommit(sessions).run(_claim("Ev-here")), finished.set()))
-        waited.start()
-        assert not finished.wait(0.5)  # waits for the other process's transaction
-        release.set()
-        assert finished.wait(10)
-        waited.join()
-    finally:
-        release.set()
-        other.join(10)
-    assert _stored(sessions) == {"Ev-other-process", "Ev-here"}
-    assert (tmp_path / "shared.db-lock").exists()
-    engine.dispose()
-
-
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
-def test_a_database_in_memory_needs_no_lock_file(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_database_in_memory_leaves_no_file(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     engine = make_engine(url)
     upgrade(engine)
