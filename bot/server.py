@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import socket
@@ -107,8 +108,34 @@ class ObservedSocketModeHandler(SocketModeHandler):
                                  transport="socket_mode")  # fmt: skip
 
 
+class _Wake(wasyncore.dispatcher):
+    """One end of a socket pair in the server's loop: a byte written to the other end runs `on_wake` in the loop's
+    thread. The server is stopped through this, not through waitress's trigger: `pull_trigger(thunk)` can run the
+    thunk (which closes the trigger's pipe) before it writes its own byte to that pipe, and the write then fails
+    with "Bad file descriptor" or reaches whatever file took the pipe's number meanwhile."""
+
+    def __init__(self, sock: socket.socket, map: dict[int, Any], on_wake: Callable[[], None]) -> None:  # noqa: A002
+        super().__init__(sock, map=map)
+        self.on_wake = on_wake
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return False
+
+    def handle_read(self) -> None:
+        self.recv(64)
+        self.on_wake()
+
+
 class Server:
-    """A waitress server that can run in the foreground (`sitrep run`) or in a thread (tests, benchmarks)."""
+    """A waitress server that can run in the foreground (`sitrep run`) or in a thread (tests, benchmarks).
+
+    Checked against waitress 3.0.2: `create_server(app, map=...)` (the loop serves the dispatchers of that map
+    and ends when it is empty), `.run()`, `.close()`, `.task_dispatcher.shutdown()`, `.effective_port` and
+    `wasyncore.dispatcher`/`close_all`, all of them used by waitress's own `MultiSocketServer`;
+    tests/test_hardening_http.py fails if one of them moves."""
 
     def __init__(
         self,
@@ -120,15 +147,16 @@ class Server:
         sock: socket.socket | None = None,
     ) -> None:
         """`sock`: a listening socket to take connections from (shared by several processes), else host:port."""
-        if sock is not None:
-            self._server = create_server(wsgi, sockets=[sock], threads=threads, ident="sitrep")
-        else:
-            self._server = create_server(wsgi, host=host, port=port, threads=threads, ident="sitrep")
+        self._map: dict[int, Any] = {}
+        where: dict[str, Any] = {"sockets": [sock]} if sock is not None else {"host": host, "port": port}
+        self._server: Any = create_server(wsgi, map=self._map, threads=threads, ident="sitrep", **where)
+        self._wake_here, wake_loop = socket.socketpair()
+        _Wake(wake_loop, self._map, self._close_in_loop)
         self._thread: threading.Thread | None = None
 
     @property
     def port(self) -> int:
-        return int(self._server.effective_port)  # type: ignore[union-attr]
+        return int(self._server.effective_port)
 
     def serve_forever(self) -> None:
         self._server.run()
@@ -138,18 +166,21 @@ class Server:
         self._thread.start()
         return self
 
+    def _close_in_loop(self) -> None:
+        """In the loop's thread: close the listening socket, every connection and the wake-up pair; the loop ends
+        when its map is empty."""
+        wasyncore.close_all(self._map)
+
     def stop(self) -> None:
-        """Close every socket from inside the loop thread (closing them from here races its select())."""
-        server: Any = self._server
-        if self._thread is None:
-            server.close()
-            return
-        if self._thread.is_alive() and not server.trigger._closed:
-            server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        """Let the running requests finish (up to 5 s), then close every socket from inside the loop's thread
+        (closing them from here races its select())."""
+        self._server.task_dispatcher.shutdown()  # no worker thread pulls waitress's trigger after this
+        if self._thread is not None and self._thread.is_alive():
+            with contextlib.suppress(OSError):  # the loop closed its end already: it is ending by itself
+                self._wake_here.send(b"x")
             self._thread.join(timeout=5)
+        if self._thread is None or not self._thread.is_alive():
+            self._close_in_loop()  # no loop runs (never started, or ended): nothing races this thread
         else:
-            # The server closed itself (waitress closes its listening socket and the trigger together when that
-            # socket fails): nothing can wake the loop, and its pipe's numbers may belong to new files by now.
-            log.warning("the HTTP server had stopped by itself", extra={"loop_running": self._thread.is_alive()})
-            wasyncore.close_all(server._map)
-        server.task_dispatcher.shutdown()
+            log.warning("the HTTP server's loop did not stop within 5 s")
+        self._wake_here.close()
