@@ -43,7 +43,7 @@ class Who:
 def reply_private(deps: Deps, who: Who, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
     """Answer one person privately: through response_url, else an ephemeral message, else a DM."""
     if who.response_url:
-        response = make_webhook(who.response_url).send(
+        response = make_webhook(who.response_url, slack_api_url=deps.settings.slack_api_url).send(
             text=text, blocks=blocks, response_type="ephemeral", replace_original=False
         )
         if response.status_code == 200:
@@ -78,7 +78,6 @@ def handle_error(deps: Deps, error: BaseException, body: dict[str, Any]) -> None
                 "payload_type": body.get("type") or body.get("command"),
                 "user": who.user_id,
                 "channel": who.channel_id,
-                "command_text": body.get("text"),
             },
         )
         text = f":sweat: Sorry, something went wrong on our side (ref `{ref}`). It has been logged."

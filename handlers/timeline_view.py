@@ -84,7 +84,9 @@ def show(deps: Deps, who: Who, incident: Incident, page: int = 1, *, replace: bo
     blocks = timeline_blocks(incident, entries, page=page, tz=deps.settings.timezone)
     text = f"{incident.key} timeline"
     if replace and who.response_url:
-        make_webhook(who.response_url).send(text=text, blocks=blocks, replace_original=True, response_type="ephemeral")
+        make_webhook(who.response_url, slack_api_url=deps.settings.slack_api_url).send(
+            text=text, blocks=blocks, replace_original=True, response_type="ephemeral"
+        )
     else:
         reply_private(deps, who, text, blocks)
 
