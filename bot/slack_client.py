@@ -61,6 +61,10 @@ class ObservedWebClient(WebClient):
             raise
 
     def _perform_urllib_http_request_internal(self, url: str, req: Request) -> dict[str, Any]:
+        # slack_sdk has no public transport hook: this overrides the internal method that its
+        # `_perform_urllib_http_request` calls for each attempt (checked against slack_sdk 3.48.0). If an upgrade
+        # renames it, calls silently go back to one connection per call:
+        # tests/test_hardening_http.py::test_the_library_internals_we_lean_on_are_where_we_checked_them fails.
         parts = urlsplit(url)
         if self.proxy is not None or parts.scheme not in ("http", "https"):
             return super()._perform_urllib_http_request_internal(url, req)  # type: ignore[no-any-return]
