@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from slack_bolt import App, BoltRequest, BoltResponse
@@ -107,7 +108,7 @@ def create_app(
         config=handler_config(settings),
         sessions=session_factory(engine),
         client=client,
-        webhook=make_webhook,
+        webhook=partial(make_webhook, slack_api_url=settings.slack_api_url),
         clock=clock or SystemClock(),
         bot_user_id=identity.get("user_id"),
         executor=executor,
@@ -125,7 +126,9 @@ def create_app(
         # Ack first, work after: each listener's ack function answers Slack, its lazy function does the work.
         process_before_response=True,
         token_verification_enabled=False,
-        request_verification_enabled=not settings.socket_mode,
+        # Signatures are checked where HTTP requests enter (bot/server.WsgiApp), before their body is even read;
+        # Bolt gets the body parsed. Socket Mode's envelopes come over the app-token connection.
+        request_verification_enabled=False,
         listener_executor=executor,
         # Middleware for features sitrep does not use (workflow functions, assistant threads), which would
         # otherwise look at every request.
@@ -137,8 +140,14 @@ def create_app(
     bolt.use(InjectDeps(deps))
 
     @bolt.error
-    def _on_error(error: Exception, body: dict[str, Any]) -> None:
-        handle_error(deps, error, body)
+    def _on_error(error: Exception, body: dict[str, Any]) -> BoltResponse:
+        """A listener or middleware failed on a verified request: logged, the person told; Slack gets a 200 (it
+        retries a 5xx and may turn the subscription off), also for a payload of a shape nobody expected."""
+        try:
+            handle_error(deps, error, body)
+        except Exception:  # noqa: BLE001 - e.g. a body too malformed to say whom to answer
+            log.exception("a request failed, and so did its error handling", extra={"error": type(error).__name__})
+        return BoltResponse(status=200, body="")
 
     # Each surface registers its listeners. Bolt tries them in this order for every request, so the busiest
     # (events: every message and reaction) come first, and the catch-all for other events last.

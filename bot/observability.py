@@ -172,23 +172,32 @@ def describe(body: bytes, content_type: str) -> dict[str, Any]:
 
 
 def describe_payload(data: object) -> dict[str, Any]:
-    """What a Slack payload (a command's fields, an event callback, an interaction) is about."""
+    """What a Slack payload (a command's fields, an event callback, an interaction) is about; any field of an
+    unexpected shape is left out."""
     if not isinstance(data, dict):
         return {"type": "unreadable"}
-    event = data.get("event") or {}
+    event, channel, team, user = (_object(data.get(key)) for key in ("event", "channel", "team", "user"))
     payload_type = str(data.get("type") or "unknown")
     kind = (
         "command" if "command" in data
         else f"event:{event.get('type')}" if payload_type == "event_callback"
         else _KINDS.get(payload_type, payload_type)
     )  # fmt: skip
-    channel = (
-        data.get("channel_id") or (data.get("channel") or {}).get("id") or event.get("channel")
-        or (event.get("item") or {}).get("channel") or event.get("channel_id")
-    )  # fmt: skip
-    team = data.get("team_id") or (data.get("team") or {}).get("id")
-    user = data.get("user_id") or (data.get("user") or {}).get("id") or event.get("user")
-    return {"type": kind, "team": team, "channel": channel, "user": user}
+    return {
+        "type": kind,
+        "team": _text(data.get("team_id") or team.get("id")),
+        "channel": _text(data.get("channel_id") or channel.get("id") or event.get("channel")
+                         or _object(event.get("item")).get("channel") or event.get("channel_id")),
+        "user": _text(data.get("user_id") or user.get("id") or event.get("user")),
+    }  # fmt: skip
+
+
+def _object(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 class RequestLog:

@@ -61,6 +61,10 @@ class ObservedWebClient(WebClient):
             raise
 
     def _perform_urllib_http_request_internal(self, url: str, req: Request) -> dict[str, Any]:
+        # slack_sdk has no public transport hook: this overrides the internal method that its
+        # `_perform_urllib_http_request` calls for each attempt (checked against slack_sdk 3.48.0). If an upgrade
+        # renames it, calls silently go back to one connection per call:
+        # tests/test_hardening_http.py::test_the_library_internals_we_lean_on_are_where_we_checked_them fails.
         parts = urlsplit(url)
         if self.proxy is not None or parts.scheme not in ("http", "https"):
             return super()._perform_urllib_http_request_internal(url, req)  # type: ignore[no-any-return]
@@ -129,6 +133,23 @@ def make_client(settings: Settings) -> ObservedWebClient:
     )
 
 
-def make_webhook(url: str) -> WebhookClient:
-    """A client for one response_url, with the same retry policy."""
+SLACK_HOOKS = ("https", "hooks.slack.com", 443)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+    except ValueError:  # a port that is not a number
+        port = None
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port
+
+
+def make_webhook(url: str, *, slack_api_url: str | None = None) -> WebhookClient:
+    """A client for one response_url, with the same retry policy. Only Slack's hooks host, or the scheme, host
+    and port of SLACK_API_URL (`slack_api_url`: proxies and stand-ins serve both), is followed (SPEC §15); any
+    other URL raises ValueError before anything is sent."""
+    origin = _origin(url)
+    if origin != SLACK_HOOKS and (slack_api_url is None or origin != _origin(slack_api_url)):
+        raise ValueError(f"not a Slack response_url host: {origin[1]}")
     return WebhookClient(url=url, timeout=15, retry_handlers=retry_handlers())

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager, nullcontext
 from functools import lru_cache
 from importlib import resources
@@ -23,6 +26,12 @@ from sqlmodel import Session
 
 T = TypeVar("T")
 READ_ONLY = "sitrep_read_only"
+
+# Bounds on waiting for the database (SPEC §15: an ack never waits on it; work fails in time, not never).
+SQLITE_BUSY_SECONDS = 10  # another process holding SQLite's write lock (within one process: WriteLock)
+PG_CONNECT_SECONDS = 5
+PG_STATEMENT_MS = 15_000  # per statement, server-side; migrations lift it (see `upgrade`)
+PG_POOL_WAIT_SECONDS = 10  # for a pooled connection, when every one is busy
 
 
 # The threads of this process that write to one SQLite file take turns on its lock before BEGIN IMMEDIATE: SQLite's
@@ -59,7 +68,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
         on_disk = ":memory:" not in url and url not in ("sqlite://", "sqlite:///")
-        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
+        connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_SECONDS}
+        engine = sa.create_engine(url, connect_args=connect_args, **kwargs)
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -68,7 +78,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
                 _use_wal(cursor)
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
             cursor.close()
             # Let SQLAlchemy, not pysqlite, open transactions, so that SAVEPOINTs work; see
             # SQLAlchemy's "Serializable isolation / Savepoints / Transactional DDL" for pysqlite.
@@ -86,7 +96,69 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("pool_timeout", PG_POOL_WAIT_SECONDS)
+    if url.startswith("postgresql"):
+        # A dead server's connections are noticed by TCP keepalives; a paused one answers no statement, and the
+        # callers that must not wait for it (acks) bound their waits themselves (see Within).
+        kwargs["connect_args"] = {
+            "connect_timeout": PG_CONNECT_SECONDS, "options": f"-c statement_timeout={PG_STATEMENT_MS}",
+            "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
+            **kwargs.get("connect_args", {}),
+        }  # fmt: skip
     return sa.create_engine(url, **kwargs)
+
+
+class Within:
+    """Look-ups that a caller waits for at most a given time (an ack must not wait on a slow database).
+
+    Each runs on one of a few daemon threads of this object (started when needed, gone after a while idle); the
+    caller gets the answer, or None when it takes longer than `within` seconds. The look-up goes on, and calls
+    with the same key meanwhile share it. While look-ups are stuck, at most `backlog` keys wait; calls for other
+    keys get None at once, so a database that does not answer costs the callers nothing but the bound."""
+
+    IDLE_SECONDS = 30.0
+
+    def __init__(self, *, threads: int = 2, backlog: int = 64) -> None:
+        self._threads, self._backlog = threads, backlog
+        self._lock = threading.Lock()
+        self._pending: dict[Any, Future[Any]] = {}
+        self._queue: queue.SimpleQueue[tuple[Any, Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
+        self._running = 0
+
+    def call(self, key: Any, look: Callable[[], T], within: float) -> T | None:
+        """`look()`'s answer if it comes within `within` seconds, else None; its error is raised."""
+        with self._lock:
+            future = self._pending.get(key)
+            if future is None:
+                if len(self._pending) >= self._backlog:
+                    return None
+                future = self._pending[key] = Future()
+                self._queue.put((key, look, future))
+                if self._running < min(self._threads, len(self._pending)):
+                    self._running += 1
+                    threading.Thread(target=self._serve, name="sitrep-within", daemon=True).start()
+        try:
+            return future.result(timeout=within)  # type: ignore[no-any-return]
+        except FutureTimeout:
+            return None
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                key, look, future = self._queue.get(timeout=self.IDLE_SECONDS)
+            except queue.Empty:
+                with self._lock:
+                    if self._queue.empty():
+                        self._running -= 1
+                        return
+                continue
+            try:
+                future.set_result(look())
+            except BaseException as error:  # noqa: BLE001 - handed to the callers
+                future.set_exception(error)
+            finally:
+                with self._lock:
+                    self._pending.pop(key, None)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -278,12 +350,14 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
             yield
         return
     with engine.connect() as connection:
+        connection.execute(sa.text("SET statement_timeout = 0"))  # waiting for another replica's migrations
         connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
         connection.commit()
         try:
             yield
         finally:
             connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+            connection.execute(sa.text("RESET statement_timeout"))
             connection.commit()
 
 

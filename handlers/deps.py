@@ -20,7 +20,7 @@ from sqlmodel import Session
 from core import store
 from core.cadence import Cadence
 from core.clock import Clock
-from core.db import GroupCommit, reading, transaction
+from core.db import GroupCommit, Within, reading, transaction
 from core.enums import Severity
 from core.timeline_capture import Tagging, tag_messages
 from handlers.messages import MessageReader
@@ -60,6 +60,7 @@ class Deps:
     extra: dict[str, Any] = field(default_factory=dict)
     group_commit: GroupCommit = field(init=False, repr=False)
     messages: MessageReader = field(init=False, repr=False)
+    within: Within = field(default_factory=Within, repr=False)  # look-ups that acks wait for, briefly
 
     def __post_init__(self) -> None:
         self.group_commit = GroupCommit(self.sessions)
@@ -69,15 +70,20 @@ class Deps:
         """Shared services are not copied (Bolt deep-copies the context for lazy listeners)."""
         return self
 
-    def incident_id_of_channel(self, channel: str | None) -> int | None:
+    def incident_id_of_channel(self, channel: str | None, *, within: float | None = None) -> int | None:
         """The incident of a channel, cached: a channel never changes incident, and a channel found to have
-        none is asked again after a few seconds (another replica may just have declared in it)."""
+        none is asked again after a few seconds (another replica may just have declared in it).
+
+        `within`: wait at most that many seconds for the database (acks), None if it has not answered by then."""
         if not channel:
             return None
         cache: dict[str, tuple[int | None, float]] = self.extra.setdefault("incident_of_channel", {})
         hit = cache.get(channel)
         if hit is not None and (hit[0] is not None or hit[1] > time.monotonic()):
             return hit[0]
+        if within is not None:
+            return self.within.call(("incident_of_channel", channel), lambda: self.incident_id_of_channel(channel),
+                                    within)  # fmt: skip
         with self.read() as session:
             found = store.incident_id_of_channel(session=session, channel_id=channel)
         cache[channel] = (found, time.monotonic() + NEGATIVE_CACHE_SECONDS)

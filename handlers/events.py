@@ -26,6 +26,7 @@ from handlers.deps import Deps
 from handlers.reply import RETRY_KEY, in_background
 
 Effect = Callable[[Session, int], None]
+AT_ACK_WITHIN = 0.2  # seconds an ack waits for the database to say whether a channel is an incident's
 
 
 def once(deps: Deps, body: dict[str, Any], channel: str | None, effect: Effect) -> bool:
@@ -71,8 +72,8 @@ def already_processed(deps: Deps, body: dict[str, Any]) -> bool:
         return store.event_seen(session=session, event_id=event_id)
 
 
-def is_incident_channel(deps: Deps, channel: str | None) -> bool:
-    return deps.incident_id_of_channel(channel) is not None
+def is_incident_channel(deps: Deps, channel: str | None, *, within: float | None = None) -> bool:
+    return deps.incident_id_of_channel(channel, within=within) is not None
 
 
 def permalink(deps: Deps, channel: str, ts: str, thread_ts: str | None = None) -> str | None:
@@ -117,7 +118,7 @@ def expect_reacted_message(deps: Deps, body: dict[str, Any]) -> None:
     """At the ack: the work will read the message reacted to (see MessageReader)."""
     event = body["event"]
     tagging = _tagging_reaction(deps, event) if event["type"] == "reaction_added" else None
-    if tagging is not None and is_incident_channel(deps, tagging[0]):
+    if tagging is not None and is_incident_channel(deps, tagging[0], within=AT_ACK_WITHIN):
         deps.messages.expect(tagging[0], tagging[1])
 
 

@@ -77,7 +77,6 @@ def handle_error(deps: Deps, error: BaseException, body: dict[str, Any]) -> None
                 "payload_type": body.get("type") or body.get("command"),
                 "user": who.user_id,
                 "channel": who.channel_id,
-                "command_text": body.get("text"),
             },
         )
         text = f":sweat: Sorry, something went wrong on our side (ref `{ref}`). It has been logged."

@@ -19,5 +19,7 @@ with engine.connect() as connection:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql("SET LOCAL statement_timeout = 0")  # core.db bounds the app's statements
         context.run_migrations()
     connection.commit()
