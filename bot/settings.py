@@ -13,7 +13,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from core.cadence import DEFAULT_CADENCE_TEXT, parse_cadence, parse_duration
-from core.db import normalise_url
 from core.enums import Severity
 
 
@@ -139,6 +138,11 @@ class Settings(BaseSettings):
             raise ValueError("a bot token starts with xoxb-")
         return value
 
+    @field_validator("slack_signing_secret")
+    @classmethod
+    def _signing_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value() else None  # empty is unset
+
     @field_validator("slack_app_token")
     @classmethod
     def _app_token(cls, value: SecretStr | None) -> SecretStr | None:
@@ -192,6 +196,8 @@ def load_settings(**overrides: Any) -> Settings:
 
 def check_database_url(url: str) -> str:
     """The URL if it names a database sitrep can use (SQLite or PostgreSQL), else ValueError saying what can."""
+    from core.db import normalise_url  # here: the settings load without the database layer when it is not set
+
     try:
         backend = make_url(normalise_url(url)).get_backend_name()
     except ArgumentError:
