@@ -70,6 +70,9 @@ def test_the_demo_runs_without_tokens_and_ends_with_a_pir(transcript: str) -> No
     assert "sitrep files it in the timeline as mitigation" in story
     assert "*A status update is due* for *INC-1* (SEV1)" in story and "@jane @bob, please post an update." in story
     assert "[Post update] [Snooze 15m]" in story
+    # a severity change that moves the next update's due time says so (issue 13.7)
+    assert re.search(r"changed the severity from SEV2 to \*SEV1\*: 12,500 users affected and payments failing · "
+                     r"the next status update is now due by \d\d:\d\d \(SEV1 asks for one every 15 min\)\n", story)
     pir = text.split("The post-incident review sitrep posted (Markdown):", 1)[1]
     assert "# Post-incident review: Payment service degradation" in pir
     assert "ORM 3.2.0 opens 3x more connections per request than 3.1.2" in pir
