@@ -288,8 +288,8 @@ def change_severity(deps: Deps, incident: Incident, *, severity: Severity, reaso
         )
     due = incident.next_update_due
     message = blockkit.mrkdwn("severity_changed", actor=actor_id, before=before, after=severity, reason=reason,
-                              due=due, due_moved=due != due_before, every=deps.settings.cadence.get(severity),
-                              tz=deps.settings.timezone)  # fmt: skip
+                              due=due, due_moved=due != due_before, every=deps.config.cadence.get(severity),
+                              tz=deps.config.timezone)  # fmt: skip
     post_in_channel(deps, incident, message)
     refresh_topic(deps, incident)
     refresh_announcement(deps, incident)

@@ -125,11 +125,6 @@ def _get(port: int, path: str) -> tuple[int, str]:
         return 0, ""
 
 
-def _bolt_token_warning(line: dict[str, object]) -> bool:
-    """Bolt's warning at every start, which bot/app.py is losing (issue 11.4); this filter goes with it."""
-    return str(line["message"]).startswith("As you gave `client` as well")
-
-
 def _lines(log: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
 
@@ -219,7 +214,7 @@ def test_database_and_slack_down_at_start_are_waited_for_then_it_serves(tmp_path
     assert "Connection refused" in str(attempts[0]["message"]) and "password" not in str(attempts[0]["message"])
     # One line per attempt: nothing else was logged while waiting (no traceback, no library's own error line).
     ready = next(i for i, line in enumerate(lines) if str(line["message"]).startswith("ready"))
-    assert [line["message"] for line in lines[:ready] if line not in attempts and not _bolt_token_warning(line)] == [
+    assert [line["message"] for line in lines[:ready] if line not in attempts] == [
         f"listening on port {port}", f"database at {sa.make_url(url).render_as_string()} is up to date"]
     assert not any(line["level"] in ("error", "critical") for line in lines)
 
@@ -262,7 +257,7 @@ def test_an_idle_bot_logs_nothing_at_info_after_start_up(tmp_path: Path) -> None
             _poll(lambda: _get(port, "/healthz")[0] == 200, "healthy")
             started = len(_lines(log))
     messages = [str(line["message"]) for line in _lines(log)]
-    assert [m for m, line in zip(messages[:started], _lines(log), strict=False) if not _bolt_token_warning(line)] == [
+    assert messages[:started] == [
         f"listening on port {port}", "database at sqlite:///sitrep.db is up to date",
         f"ready: Slack's requests on port {port} at /slack/events"]  # fmt: skip
     assert messages[started:] == ["stopping: finishing the work in flight", "stopped"]
