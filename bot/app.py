@@ -87,7 +87,9 @@ def create_app(
     client: WebClient | None = None,
     migrate: bool = True,
     workers: int = 16,
+    identity: dict[str, Any] | None = None,
 ) -> Sitrep:
+    """`identity`: auth.test's answer when the caller has it already (`sitrep run` waits for Slack to give it)."""
     engine = engine or make_engine(settings.database_url)
     if migrate:
         upgrade(engine)
@@ -96,7 +98,7 @@ def create_app(
     if isinstance(client, ObservedWebClient):
         client.on_error = metrics.slack_error
     executor = WorkPool(workers)
-    identity = _identity(client)
+    identity = identity if identity is not None else _identity(client)
     authorized = AuthorizeResult(
         enterprise_id=identity.get("enterprise_id"),
         team_id=identity.get("team_id"),

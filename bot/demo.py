@@ -7,6 +7,7 @@ transcript shows what each person did and what the bot posted, and ends with the
 from __future__ import annotations
 
 import html
+import os
 import sys
 import tempfile
 from collections.abc import Callable
@@ -163,7 +164,9 @@ def play(bot: LocalBot, fake: FakeSlack, clock: FrozenClock, say: Transcript) ->
     return content.decode("utf-8") if isinstance(content, bytes) else str(content)
 
 
-def run_demo(out: TextIO | None = None) -> int:
+def run_demo(out: TextIO | None = None, *, keep: str | None = None) -> int:
+    """Play the demo; `keep`: a path where its SQLite database stays afterwards (else it goes with a temporary
+    folder)."""
     out = out or sys.stdout
     start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=2)
     clock = FrozenClock(start)
@@ -175,9 +178,13 @@ def run_demo(out: TextIO | None = None) -> int:
         announce = fake.add_channel("incidents", list(PEOPLE), bot_member=True)
         print("sitrep demo: a scripted incident, played through the real bot against a local stand-in for Slack.",
               file=out)  # fmt: skip
-        with local_bot(fake, f"sqlite:///{tmp}/demo.db", signing_secret="demo-signing-secret", clock=clock,
+        database = os.path.abspath(keep) if keep else f"{tmp}/demo.db"
+        with local_bot(fake, f"sqlite:///{database}", signing_secret="demo-signing-secret", clock=clock,
                        SITREP_ANNOUNCE_CHANNEL=announce) as bot:  # fmt: skip
             markdown = play(bot, fake, clock, Transcript(fake, out, bot.sitrep.deps.sessions))
     print("\n" + "=" * 100 + "\nThe post-incident review sitrep posted (Markdown):\n" + "=" * 100, file=out)
     print(html.unescape(markdown), file=out)
+    if keep:
+        print(f"\nThe demo's database is in {keep}: try `DATABASE_URL=sqlite:///{keep} sitrep export INC-1 -o "
+              "inc-1.json`, then `sitrep pir inc-1.json`.", file=out)  # fmt: skip
     return 0

@@ -12,7 +12,15 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 from urllib.parse import parse_qs
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.orm import sessionmaker
@@ -72,16 +80,37 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
-def configure_logging(*, secrets: Iterable[str], stream: TextIO | None = None, level: int = logging.INFO) -> None:
-    """JSON lines on standard error (or `stream`), with the secrets scrubbed, for every logger."""
+# Libraries whose INFO lines tell an operator nothing: alembic's set-up at every start ("Context impl", plugin
+# set-up), APScheduler's two lines at every run of a job (every tick). Shown as debug lines.
+CHATTY = ("alembic", "apscheduler")
+
+
+class Threshold(logging.Filter):
+    """The log level, with the chatty libraries' INFO lines counted as DEBUG."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO and record.name.startswith(CHATTY):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return record.levelno >= self.level
+
+
+def configure_logging(*, secrets: Iterable[str], stream: TextIO | None = None, level: int | str = logging.INFO) -> None:
+    """JSON lines on standard error (or `stream`), with the secrets scrubbed, for every logger, from `level`
+    (a number, or SITREP_LOG_LEVEL's debug, info, warning, error)."""
+    threshold = logging.getLevelNamesMapping()[level.upper()] if isinstance(level, str) else level
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(Threshold(threshold))  # before the Redactor: no scrubbing of lines that are dropped
     handler.addFilter(Redactor(secrets))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(level)
+    root.setLevel(min(threshold, logging.INFO))  # the chatty INFO lines reach the Threshold, which demotes them
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     # Uncaught exceptions would print a bare traceback on standard error: log them, as JSON and scrubbed.
     crash = logging.getLogger("sitrep.crash")
@@ -121,6 +150,10 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # The standard process_* (memory, CPU, open files) and python_* (version, GC) metrics, as in the default
+        # registry of prometheus_client.
+        for standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            self.registry.register(standard)
         self.requests = Counter("sitrep_slack_requests", "Slack requests by type and outcome",
                                 ["type", "outcome"], registry=self.registry)  # fmt: skip
         self.ack_seconds = Histogram("sitrep_ack_seconds", "Time to answer (acknowledge) a Slack request",

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from core.cadence import DEFAULT_CADENCE_TEXT, parse_cadence, parse_duration
 from core.enums import Severity
@@ -36,7 +38,7 @@ class Settings(BaseSettings):
         default_factory=lambda: parse_cadence(DEFAULT_CADENCE_TEXT), alias="SITREP_CADENCE"
     )
     tick: Annotated[timedelta, NoDecode] = Field(default=timedelta(seconds=10), alias="SITREP_TICK")
-    escalate_after: int = Field(default=2, ge=1, alias="SITREP_ESCALATE_AFTER")
+    escalate_after: int = Field(default=2, ge=1, alias="SITREP_ESCALATE_AFTER", description="a whole number, 1 or more")
     escalation_targets: Annotated[dict[Severity, str], NoDecode] = Field(
         default_factory=dict, alias="SITREP_ESCALATION_TARGETS"
     )
@@ -48,7 +50,20 @@ class Settings(BaseSettings):
     default_severity: Severity = Field(default=Severity.SEV3, alias="SITREP_DEFAULT_SEVERITY")
     timezone: str = Field(default="UTC", alias="SITREP_TIMEZONE")
     digest_time: str = Field(default="09:00", alias="SITREP_DIGEST_TIME")
-    port: int = Field(default=3000, ge=1, le=65535, alias="PORT")
+    port: int = Field(default=3000, ge=1, le=65535, alias="PORT", description="a port number from 1 to 65535")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", alias="SITREP_LOG_LEVEL", description="debug, info, warning or error"
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        return check_database_url(value)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("cadence", mode="before")
     @classmethod
@@ -123,6 +138,11 @@ class Settings(BaseSettings):
             raise ValueError("a bot token starts with xoxb-")
         return value
 
+    @field_validator("slack_signing_secret")
+    @classmethod
+    def _signing_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value() else None  # empty is unset
+
     @field_validator("slack_app_token")
     @classmethod
     def _app_token(cls, value: SecretStr | None) -> SecretStr | None:
@@ -164,11 +184,35 @@ def load_settings(**overrides: Any) -> Settings:
         field = str(loc[0]) if loc else ""
         alias = _alias_of(field)
         message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+        accepts = _accepts(field)
         if error.get("type") == "missing":
             message = "required"
+        elif error.get("type") != "value_error" and accepts:  # pydantic's words say what is wrong, not what is right
+            message = f"use {accepts} (not {error.get('input')!r})"
         if message.startswith("SLACK_"):
             raise SettingsError(message) from None
         raise SettingsError(f"{alias}: {message}" if alias else message) from None
+
+
+def check_database_url(url: str) -> str:
+    """The URL if it names a database sitrep can use (SQLite or PostgreSQL), else ValueError saying what can."""
+    from core.db import normalise_url  # here: the settings load without the database layer when it is not set
+
+    try:
+        backend = make_url(normalise_url(url)).get_backend_name()
+    except ArgumentError:
+        backend = None
+    if backend not in ("sqlite", "postgresql"):
+        raise ValueError("use sqlite:///FILE or postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
+    return url
+
+
+def _accepts(field: str) -> str | None:
+    """What a field accepts, where its type alone says it (its description), for fields checked by pydantic."""
+    for name, info in Settings.model_fields.items():
+        if field in (name, info.alias):
+            return info.description
+    return None
 
 
 def _alias_of(field: str) -> str:

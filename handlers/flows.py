@@ -276,7 +276,7 @@ def status_update(deps: Deps, incident: Incident, *, phase: Phase | None, text: 
 def change_severity(deps: Deps, incident: Incident, *, severity: Severity, reason: str, actor_id: str) -> None:
     with deps.tx() as session:
         incident = store.reload(session=session, incident=incident)
-        before = incident.severity
+        before, due_before = incident.severity, incident.next_update_due
         store.change_severity(
             session=session,
             incident=incident,
@@ -286,12 +286,11 @@ def change_severity(deps: Deps, incident: Incident, *, severity: Severity, reaso
             now=deps.now(),
             cadence=deps.config.cadence,
         )
-    because = f": {blockkit.escape_slack(reason)}" if reason else ""
-    post_in_channel(
-        deps,
-        incident,
-        f":rotating_light: <@{actor_id}> changed the severity from {before.label} to *{severity.label}*{because}",
-    )
+    due = incident.next_update_due
+    message = blockkit.mrkdwn("severity_changed", actor=actor_id, before=before, after=severity, reason=reason,
+                              due=due, due_moved=due != due_before, every=deps.config.cadence.get(severity),
+                              tz=deps.config.timezone)  # fmt: skip
+    post_in_channel(deps, incident, message)
     refresh_topic(deps, incident)
     refresh_announcement(deps, incident)
 

@@ -2,28 +2,61 @@
 
 from __future__ import annotations
 
-import io
+import html
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from bot.demo import run_demo
-
 README = Path(__file__).parent.parent / "README.md"
 
 
+SITREP = str(Path(sys.executable).parent / "sitrep")
+CLEAN = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SITREP_", "DATABASE_URL"))}
+
+
 @pytest.fixture(scope="module")
-def transcript() -> str:
-    """One run of the demo for this file, with every Slack, sitrep and database setting removed."""
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        for name in list(os.environ):
-            if name.startswith(("SLACK_", "SITREP_")) or name == "DATABASE_URL":
-                monkeypatch.delenv(name)
-        out = io.StringIO()
-        assert run_demo(out) == 0
-    return out.getvalue()
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("demo")
+
+
+@pytest.fixture(scope="module")
+def transcript(folder: Path) -> str:
+    """One run of `sitrep demo --keep demo.db` for this file, with every Slack, sitrep and database setting
+    removed: a real process, as an operator types it."""
+    done = subprocess.run([SITREP, "demo", "--keep", "demo.db"], env=CLEAN, cwd=folder, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_kept_database_exports_incident_1_whose_pir_is_the_one_posted(transcript: str, folder: Path) -> None:
+    """Issue 13.9: the round trip the README shows, `sitrep export INC-1` then `sitrep pir`, on the demo's
+    database; the PIR is the one the demo printed (posted in the channel), character for character."""
+    assert (folder / "demo.db").is_file()
+    env = {**CLEAN, "DATABASE_URL": "sqlite:///demo.db"}
+    export = subprocess.run([SITREP, "export", "INC-1", "-o", "inc-1.json"], env=env, cwd=folder,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert export.returncode == 0 and export.stderr == "", export.stderr
+    pir = subprocess.run([SITREP, "pir", "inc-1.json"], env=CLEAN, cwd=folder, capture_output=True, text=True,
+                         timeout=60)  # fmt: skip
+    assert pir.returncode == 0, pir.stderr
+    posted = transcript.split("The post-incident review sitrep posted (Markdown):\n" + "=" * 100 + "\n", 1)[1]
+    posted = posted.split("\nThe demo's database is in demo.db", 1)[0]
+    assert html.unescape(pir.stdout).strip() == posted.strip()
+    assert "try `DATABASE_URL=sqlite:///demo.db sitrep export INC-1 -o inc-1.json`" in transcript
+
+
+def test_keep_refuses_a_file_that_exists(tmp_path: Path) -> None:
+    (tmp_path / "mine.db").write_bytes(b"precious")
+    done = subprocess.run([SITREP, "demo", "--keep", "mine.db"], env=CLEAN, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == "sitrep: mine.db exists already: --keep names a new file for the demo's database\n"
+    assert (tmp_path / "mine.db").read_bytes() == b"precious"
 
 
 def test_the_demo_runs_without_tokens_and_ends_with_a_pir(transcript: str) -> None:
@@ -37,6 +70,9 @@ def test_the_demo_runs_without_tokens_and_ends_with_a_pir(transcript: str) -> No
     assert "sitrep files it in the timeline as mitigation" in story
     assert "*A status update is due* for *INC-1* (SEV1)" in story and "@jane @bob, please post an update." in story
     assert "[Post update] [Snooze 15m]" in story
+    # a severity change that moves the next update's due time says so (issue 13.7)
+    assert re.search(r"changed the severity from SEV2 to \*SEV1\*: 12,500 users affected and payments failing · "
+                     r"the next status update is now due by \d\d:\d\d \(SEV1 asks for one every 15 min\)\n", story)
     pir = text.split("The post-incident review sitrep posted (Markdown):", 1)[1]
     assert "# Post-incident review: Payment service degradation" in pir
     assert "ORM 3.2.0 opens 3x more connections per request than 3.1.2" in pir

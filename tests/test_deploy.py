@@ -99,6 +99,14 @@ def test_the_build_copies_every_package_that_pyproject_installs() -> None:
     assert not {package.split(".")[0] for package in packages} & set(ignored)
 
 
+def test_every_package_data_pattern_ships_a_file() -> None:
+    """pyproject promises no file that is not there (it listed `*.ini` for an alembic.ini that never existed)."""
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    for package, patterns in package_data.items():
+        for pattern in patterns:
+            assert list((ROOT / package.replace(".", "/")).glob(pattern)), f"{package}: {pattern} matches nothing"
+
+
 def test_compose_runs_the_bot_on_postgresql_and_can_scale_it_to_two() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     bot, db = compose["services"]["bot"], compose["services"]["db"]

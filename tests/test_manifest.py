@@ -70,6 +70,15 @@ def test_the_command_and_shortcut_match_the_code() -> None:
     assert data["settings"]["socket_mode_enabled"] is True and data["settings"]["interactivity"]["is_enabled"]
 
 
+def test_the_usage_hint_names_every_subcommand() -> None:
+    """Slack shows the hint as people type /incident: every word the command understands is there."""
+    from handlers.commands import _HANDLERS  # noqa: PLC2701 - the subcommands, as the code dispatches them
+
+    hint = manifest()["features"]["slash_commands"][0]["usage_hint"]
+    words = {part.split()[0] for part in hint.split("|")}
+    assert words == {*_HANDLERS, "help"}
+
+
 def test_the_direct_messages_sitrep_sends_can_be_read() -> None:
     """chat.postMessage to a user id lands in the app's Messages tab: a manifest without it hides them."""
     dm_calls = [

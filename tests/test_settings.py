@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
-from bot.settings import SettingsError, load_settings
+from bot.settings import Settings, SettingsError, load_settings
 from core.enums import Severity
 
 BASE = {"SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": "secret"}
+SITREP = str(Path(sys.executable).parent / "sitrep")
 
 
 @pytest.fixture(autouse=True)
@@ -53,30 +59,65 @@ def test_values_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.tick == timedelta(seconds=2) and settings.socket_mode
 
 
-@pytest.mark.parametrize(
-    ("variable", "value", "says"),
-    [
-        ("SITREP_CADENCE", "sev1=15x", "SITREP_CADENCE: '15x' is not a duration"),
-        ("SITREP_CADENCE", "sev9=15m", "SITREP_CADENCE: unknown severity"),
-        ("SITREP_TICK", "soon", "SITREP_TICK:"),
-        ("SITREP_ESCALATE_AFTER", "0", "SITREP_ESCALATE_AFTER:"),
-        ("SITREP_ESCALATION_TARGETS", "sev1=#oncall", "SITREP_ESCALATION_TARGETS:"),
-        ("SITREP_DEFAULT_SEVERITY", "high", "SITREP_DEFAULT_SEVERITY: unknown severity"),
-        ("SITREP_TIMEZONE", "Mars/Base", "SITREP_TIMEZONE: use an IANA zone name"),
-        ("SITREP_ANNOUNCE_CHANNEL", "#incidents", "SITREP_ANNOUNCE_CHANNEL: use a channel id"),
-        ("SITREP_CHANNEL_PREFIX", "Inc!", "SITREP_CHANNEL_PREFIX:"),
-        ("PORT", "http", "PORT:"),
-        ("SLACK_BOT_TOKEN", "xoxp-user", "SLACK_BOT_TOKEN: a bot token starts with xoxb-"),
-        ("SLACK_API_URL", "slack.com/api", "SLACK_API_URL:"),
-    ],
-)
-def test_a_wrong_value_gives_one_line_naming_the_variable(
-    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, says: str
+# Every setting with a wrong value, and the line `sitrep run` prints: the variable, then what it accepts.
+BAD = [
+    ("SLACK_BOT_TOKEN", "xoxp-user", "SLACK_BOT_TOKEN: a bot token starts with xoxb-"),
+    ("SLACK_SIGNING_SECRET", "", "SLACK_SIGNING_SECRET: required in HTTP mode (or set SLACK_APP_TOKEN"),
+    ("SLACK_APP_TOKEN", "xoxb-app", "SLACK_APP_TOKEN: an app-level token starts with xapp-"),
+    ("SLACK_API_URL", "slack.com/api", "SLACK_API_URL: use an http(s) URL such as https://slack.com/api/"),
+    ("DATABASE_URL", "banana", "DATABASE_URL: use sqlite:///FILE or postgresql://USER:PASSWORD@HOST:PORT/DATABASE"),
+    ("DATABASE_URL", "mysql://db/sitrep", "DATABASE_URL: use sqlite:///FILE or postgresql://"),
+    ("SITREP_CADENCE", "sev1=15x", "SITREP_CADENCE: '15x' is not a duration: use a positive number with s, m or h"),
+    ("SITREP_CADENCE", "sev9=15m", "SITREP_CADENCE: unknown severity 'sev9': use sev1..sev4"),
+    ("SITREP_TICK", "soon", "SITREP_TICK: 'soon' is not a duration: use a positive number with s, m or h"),
+    ("SITREP_ESCALATE_AFTER", "0", "SITREP_ESCALATE_AFTER: use a whole number, 1 or more (not '0')"),
+    ("SITREP_ESCALATE_AFTER", "two", "SITREP_ESCALATE_AFTER: use a whole number, 1 or more (not 'two')"),
+    ("SITREP_ESCALATION_TARGETS", "sev1=#oncall", "SITREP_ESCALATION_TARGETS: 'sev1=#oncall' is not sevN=ID with a "
+                                                  "user (U…) or user group (S…) id"),
+    ("SITREP_TIMELINE_EMOJI", ",", "SITREP_TIMELINE_EMOJI: name at least one reaction, e.g. pushpin"),
+    ("SITREP_CHANNEL_PREFIX", "Inc!", "SITREP_CHANNEL_PREFIX: use 1 to 21 lowercase letters, digits, - or _"),
+    ("SITREP_ANNOUNCE_CHANNEL", "#incidents", "SITREP_ANNOUNCE_CHANNEL: use a channel id such as C0123ABC"),
+    ("SITREP_DEFAULT_SEVERITY", "high", "SITREP_DEFAULT_SEVERITY: unknown severity 'high': use sev1..sev4"),
+    ("SITREP_TIMEZONE", "Mars/Base", "SITREP_TIMEZONE: use an IANA zone name such as UTC or Europe/Berlin"),
+    ("SITREP_DIGEST_TIME", "9am", "SITREP_DIGEST_TIME: use HH:MM on a 24-hour clock, e.g. 09:00"),
+    ("PORT", "abc", "PORT: use a port number from 1 to 65535 (not 'abc')"),
+    ("PORT", "70000", "PORT: use a port number from 1 to 65535 (not '70000')"),
+    ("SITREP_LOG_LEVEL", "loud", "SITREP_LOG_LEVEL: use debug, info, warning or error (not 'loud')"),
+]  # fmt: skip
+
+
+def test_the_table_has_every_setting() -> None:
+    assert {variable for variable, _, _ in BAD} == {info.alias for info in Settings.model_fields.values()}
+
+
+Run = tuple[subprocess.CompletedProcess[str], Path]  # what the process did, and the folder it ran in
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Run]:
+    """`sitrep run` with each wrong setting of the table, a few at a time, each in an empty folder of its own."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SITREP_", "DATABASE_URL", "PORT"))}
+
+    def run(variable: str, value: str) -> Run:
+        folder = tmp_path_factory.mktemp("run")
+        done = subprocess.run([SITREP, "run"], env={**clean, **BASE, variable: value}, cwd=folder,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        return done, folder
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = {(variable, value): pool.submit(run, variable, value) for variable, value, _ in BAD}
+        return {key: future.result() for key, future in futures.items()}
+
+
+@pytest.mark.parametrize(("variable", "value", "says"), BAD, ids=[f"{v}={x}" for v, x, _ in BAD])
+def test_a_wrong_setting_stops_sitrep_run_with_one_line_and_exit_code_2(
+    runs: dict[tuple[str, str], Run], variable: str, value: str, says: str
 ) -> None:
-    monkeypatch.setenv(variable, value)
-    with pytest.raises(SettingsError) as error:
-        load_settings()
-    assert str(error.value).startswith(says) and "\n" not in str(error.value)
+    """Issue 13.2: the real process, as an operator starts it; nothing is created (no database file)."""
+    done, folder = runs[variable, value]
+    assert done.returncode == 2 and done.stdout == "", done
+    assert done.stderr.startswith(f"sitrep: {says}") and done.stderr.count("\n") == 1, done.stderr
+    assert list(folder.iterdir()) == []
 
 
 def test_missing_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
