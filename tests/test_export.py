@@ -61,6 +61,11 @@ def test_the_flat_shape_is_mapped_without_inventing_anything() -> None:
     assert export.impact.customer_impact and export.impact.customer_impact.startswith("80% of users")
     assert export.impact.affected_users_percentage is None  # not parsed out of prose
     assert export.context["response_details"]["time_to_response"] == "5 minutes"  # kept, not lost
+    # ... and mapped where the PIR reads them (issue 12)
+    assert (export.response.time_to_respond, export.response.time_to_escalate) == ("5 minutes", "10 minutes")
+    assert (export.response.executives_notified, export.response.status_page_updated) == (False, True)
+    assert export.response.time_to_detect == "immediate"
+    assert export.impact.error_metrics["peak_error_rate"] == "45%"
 
 
 @pytest.mark.parametrize("fixture", ALL, ids=lambda p: p.stem)
