@@ -424,13 +424,12 @@ def _key_marks(events: list[ExportEvent], limit: int = KEY_EVENTS) -> list[bool]
     rest: list[int] = []
     status = None
     for index, event in enumerate(events):
-        changed = event.announced_status is not None and event.announced_status != status
-        if event.announced_status is not None:
-            status = event.announced_status
-        if event.type in STATE_KINDS or event.mitigation_complete or changed:
+        announced = event.announced_status
+        if event.type in STATE_KINDS or event.mitigation_complete or (announced and announced != status):
             first.append(index)
-        elif is_key(event):
+        elif announced or is_key(event):
             rest.append(index)
+        status = announced or status
     chosen = first[:limit]
     room = limit - len(chosen)
     if room > 0 and rest:

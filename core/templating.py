@@ -47,10 +47,19 @@ def escape_cell(text: object, *, limit: int | None = None) -> str:
     return escape_markdown(value)
 
 
+_MD_LINE_MARKERS = frozenset("#>+=-0123456789")
+
+
 def _escape_markdown_line(line: str) -> str:
-    line = _MD_INLINE.sub(lambda m: "\\" + m.group(0), line.strip())
+    line = _MD_INLINE.sub(_backslash, line.strip())
+    if line[:1] not in _MD_LINE_MARKERS:
+        return line
     # Escape the first character of a block marker, or the `.`/`)` after a list number.
     return _MD_LINE_START.sub(lambda m: m.group(0) + "\\" if m.group(0)[0].isdigit() else "\\" + m.group(0), line)
+
+
+def _backslash(match: re.Match[str]) -> str:
+    return "\\" + match.group(0)
 
 
 def escape_markdown(text: object) -> str:
