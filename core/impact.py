@@ -188,7 +188,8 @@ def reported_impact(export: IncidentExport) -> ReportedImpact:
         dropped.append("0 failed transactions (the export also reports a full outage or lost revenue)")
     if usd == 0 and (level in ("low", "medium", "high") or full):
         usd, usd_stated = None, None
-        dropped.append(f"$0 revenue impact (the export also rates the revenue impact {level or 'a full outage'})")
+        other = f"a revenue impact of {level}" if level in ("low", "medium", "high") else "a full outage"
+        dropped.append(f"$0 revenue impact (the export also gives {other})")
     if level == "none" and ((usd or 0) > 0 or full):
         level = None
         dropped.append("revenue impact “none” (the export also gives an amount or a full outage)")

@@ -21,6 +21,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 FULL = FIXTURES / "incident-commander" / "sample_incident_data.json"
 FLAT = FIXTURES / "incident-commander" / "sample_incident_pir_data.json"
 ALL = [FULL, FLAT, FIXTURES / "bot_export.json", FIXTURES / "minimal_open_incident.json"]
+ALL += sorted((FIXTURES / "pir").glob("*.json"))  # the exports made for each class of issue 12
 GOLDEN = Path(__file__).parent / "golden" / "sample_incident_pir.md"
 REPRS = ("['", "{'", "None", "datetime.", "timedelta(")
 
