@@ -61,15 +61,17 @@ def big_export(events: int = 10_000, updates: int = 500, actions: int = 50) -> d
 def main() -> int:
     export = parse_export(big_export())
     updates = sum(1 for event in export.events if event.announced_status)
-    totals, analyses, renders = [], [], []
+    totals, analyses, renders, cpu = [], [], [], []
     for _ in range(5):
         started = time.perf_counter()
         analyze(export)
         analysed = time.perf_counter()
+        cpu_started = time.process_time()
         pir = build_pir(export)  # analyses again: build_pir is what the bot calls
         built = time.perf_counter()
         text = render_markdown(pir)
         done = time.perf_counter()
+        cpu.append(time.process_time() - cpu_started)
         analyses.append(analysed - started)
         renders.append(done - built)
         totals.append(done - analysed)
@@ -83,6 +85,8 @@ def main() -> int:
           f"appendix {len(appendix.encode()) / 1000:.0f} KB")  # fmt: skip
     print(f"build_pir + render_markdown:  median {median:.0f} ms of 5 "
           f"(min {min(totals) * 1000:.0f}, max {max(totals) * 1000:.0f}); goal <= 300 ms")  # fmt: skip
+    print(f"  the same in CPU time:       median {statistics.median(cpu) * 1000:.0f} ms "
+          f"(what to read when other work shares the machine)")  # fmt: skip
     return 0 if (median <= 300 and len(body.encode()) < 100_000) or "--no-fail" in sys.argv else 1
 
 

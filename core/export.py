@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, TextIO
 
@@ -145,7 +146,7 @@ class ExportEvent(_Model):
             raise ValueError("not an http(s) link")
         return value
 
-    @property
+    @cached_property  # read for every event by the analysis, the PIR and its key events; the event does not change
     def announced_status(self) -> str | None:
         """The status a status update announces, or None when this event is not a status update."""
         if self.type in ("status_update", "communication"):

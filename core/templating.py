@@ -48,6 +48,8 @@ def escape_cell(text: object, *, limit: int | None = None) -> str:
 
 
 _MD_LINE_MARKERS = frozenset("#>+=-0123456789")
+# Text that needs no escaping and no tidying: words, digits, single spaces and harmless punctuation.
+_MD_PLAIN = re.compile(r"(?:[A-Za-z0-9,.:;'\"()/@%!?$+=#>-]+(?: [A-Za-z0-9,.:;'\"()/@%!?$+=#>-]+)*)?")
 
 
 def _escape_markdown_line(line: str) -> str:
@@ -67,7 +69,10 @@ def escape_markdown(text: object) -> str:
     every character that Markdown would read as syntax is backslash-escaped (no entities)."""
     if text is None:
         return ""
-    return _escape_markdown_line(" ".join(str(text).split()))
+    text = str(text)
+    if _MD_PLAIN.fullmatch(text) and text[:1] not in _MD_LINE_MARKERS:  # most text: nothing to do
+        return text
+    return _escape_markdown_line(" ".join(text.split()))
 
 
 def escape_markdown_block(text: object) -> str:

@@ -4,6 +4,7 @@ Pure functions over an IncidentExport; the same input always gives the same outp
 
 from __future__ import annotations
 
+import heapq
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -321,13 +322,10 @@ def cadence_kept(export: IncidentExport, cadence: Cadence, *, now: datetime | No
 
 def gaps(events: list[ExportEvent], top: int = 3) -> list[Gap]:
     """The `top` longest silences between consecutive events, longest first (ties: earliest first)."""
-    spans = [
-        (b.timestamp - a.timestamp, a.timestamp, index)
-        for index, (a, b) in enumerate(zip(events, events[1:], strict=False))
-        if b.timestamp > a.timestamp
-    ]
-    spans.sort(key=lambda span: (-span[0], span[1]))
-    return [Gap(Moment.of(events[i]), Moment.of(events[i + 1])) for _, _, i in spans[:top]]
+    times = [event.timestamp for event in events]
+    spans = [(b - a, a, index) for index, (a, b) in enumerate(zip(times, times[1:], strict=False)) if b > a]
+    longest = heapq.nsmallest(top, spans, key=lambda span: (-span[0], span[1]))
+    return [Gap(Moment.of(events[i]), Moment.of(events[i + 1])) for _, _, i in longest]
 
 
 def analyze(export: IncidentExport, *, cadence: Cadence | None = None, now: datetime | None = None) -> TimelineAnalysis:
