@@ -184,7 +184,7 @@ def _impact_span(analysis: TimelineAnalysis, given: bool) -> tuple[timedelta, st
 def _who(reported: ReportedImpact) -> str | None:
     pct, users = reported.users_pct, reported.users
     if pct is not None and users is not None:
-        return f"{pct:g}% of users ({users:,} users)"
+        return f"{pct:g}% of users ({users:,})"
     if pct is not None:
         return f"{pct:g}% of users"
     if users is not None:
@@ -203,15 +203,23 @@ def _data_loss_line(reported: ReportedImpact) -> str | None:
     return "Data was lost; the export does not say how much or from when."
 
 
+def _affected(reported: ReportedImpact, span: tuple[timedelta, str] | None, *, who: bool = True) -> str | None:
+    """`45% of users (12,500) were affected for 1 h 5 min, until mitigation.`, or the parts of it that are known."""
+    people = _who(reported) if who else None
+    lasted = f" for {format_duration(span[0])}, until {span[1]}" if span else ""
+    if people:
+        return f"{people[0].upper()}{people[1:]} were affected{lasted}."
+    if span:
+        return f"Impact lasted {format_duration(span[0])}, until {span[1]}."
+    return None
+
+
 def _headline(reported: ReportedImpact, span: tuple[timedelta, str] | None) -> list[str]:
     """What was lost, how many were affected and for how long, in a few plain sentences."""
     lines: list[str] = []
-    who = _who(reported)
-    lasted = f" for {format_duration(span[0])}, until {span[1]}" if span else ""
-    if who:
-        lines.append(f"{who[0].upper()}{who[1:]} were affected{lasted}.")
-    elif span:
-        lines.append(f"Impact lasted {format_duration(span[0])}, until {span[1]}.")
+    affected = _affected(reported, span)
+    if affected:
+        lines.append(affected)
     if reported.failed_transactions is not None:
         lines.append(f"{reported.failed_transactions:,} transactions failed.")
     if reported.revenue_usd is not None:
@@ -256,7 +264,7 @@ def _summary(export: IncidentExport, analysis: TimelineAnalysis, headline: list[
     lines.extend(headline)
     mitigate = analysis.metric("time to mitigate")
     since = "it began" if given else "it was declared"
-    if mitigate:
+    if mitigate and not any(line.endswith("until mitigation.") for line in headline):  # said once
         lines.append(f"Impact was mitigated {_after(mitigate.duration, since)}.")
     resolve = analysis.metric("time to resolve")
     if resolve:
@@ -289,12 +297,12 @@ def _impacts(
     business: list[str] = []
     if impact.customer_impact:
         people.append(_sentence(impact.customer_impact))
-    if reported.users_pct_stated is None and _who(reported):  # a share stated in the words is shown just above
-        people.append(f"{(_who(reported) or '')[0].upper()}{(_who(reported) or '')[1:]} were affected.")
-    elif reported.users is not None and reported.users_pct_stated is not None:
+    # A share stated in the export's words is in its text just above: only the figures the fields add are said.
+    affected = _affected(reported, span, who=reported.users_pct_stated is None)
+    if reported.users_pct_stated is not None and reported.users is not None:
         people.append(f"{reported.users:,} users were affected.")
-    if span:
-        people.append(f"Users were affected for {format_duration(span[0])}, from the start of the impact to {span[1]}.")
+    if affected:
+        people.append(affected)
     if reported.failed_transactions is not None:
         people.append(f"{reported.failed_transactions:,} transactions failed.")
     if impact.degradation_type:
