@@ -168,6 +168,11 @@ def test_1_zeros_that_contradict_other_figures_are_left_out() -> None:
     for contradiction in ("0 users", "$0", "0 transactions", "transactions failed"):
         assert contradiction not in text, contradiction
     assert len(pir.impact_not_reported) == 3  # said in the JSON, not printed as facts
+    from handlers.pir_blocks import summary_blocks
+
+    slack = json.dumps(summary_blocks(pir))
+    assert "8% of users were affected for 1 h, until resolution" in slack and "Revenue impact: high." in slack
+    assert "$0" not in slack and "0 users" not in slack and "0 transactions" not in slack
 
 
 def test_2_data_loss_says_what_was_lost_how_many_and_how_long_everywhere() -> None:
