@@ -222,7 +222,9 @@ def _headline(reported: ReportedImpact, span: tuple[timedelta, str] | None) -> l
         lines.append(affected)
     if reported.failed_transactions is not None:
         lines.append(f"{reported.failed_transactions:,} transactions failed.")
-    if reported.revenue_usd is not None:
+    if reported.revenue_stated is not None:  # in the export's words, which may say loss, refunds or cost
+        lines.append(f"Business impact: {reported.revenue_stated.quoted}.")
+    elif reported.revenue_usd is not None:
         lines.append(f"Estimated revenue impact: {money(reported.revenue_usd)}.")
     loss = _data_loss_line(reported)
     if loss:
@@ -315,8 +317,9 @@ def _impacts(
     if impact.workaround_available is not None:
         people.append("A workaround was available." if impact.workaround_available else "No workaround was available.")
     loss = _data_loss_line(reported)
-    if loss:
-        people.append(loss)
+    said = reported.data_loss_stated
+    if loss and not (said and said.where == "customer impact" and reported.data_loss_details in ([], [said.sentence])):
+        people.append(loss)  # unless the export's own words, just above, say it all
     if impact.security_breach:
         people.append("Customer data was exposed.")
     if impact.business_impact:

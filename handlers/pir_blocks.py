@@ -28,7 +28,8 @@ def _fields(pairs: list[tuple[str, str]]) -> SectionBlock:
 def summary_blocks(pir: Pir, *, filename: str | None = None) -> list[dict[str, Any]]:
     tz = pir.timezone
     impact = list(pir.impact_headline)
-    if not any(line.startswith("Estimated revenue impact") for line in impact) and pir.business_impact:
+    money = ("Estimated revenue impact", "Business impact:")
+    if pir.business_impact and not any(line.startswith(money) for line in impact):
         impact.append(pir.business_impact[0])  # the export's own words on the business, when it gives no amount
     overview = [("Severity", pir.severity), ("Status", pir.status)]
     if pir.duration is not None:
