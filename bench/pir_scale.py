@@ -1,6 +1,7 @@
 """PIR at scale (issue 2): analysis plus Markdown rendering of a large incident, median of 5.
 
-An incident of 10,000 events, 500 status updates and 50 action items. Goal: at most 300 ms.
+An incident of 10,000 events, 500 status updates and 50 action items. Goal: at most 300 ms, and (issue 12) a
+Markdown body under 100 KB before the appendix that holds the full timeline.
 
     .venv/bin/python bench/pir_scale.py    (exit 1 when the median is over the goal; --no-fail to only report)
 
@@ -60,26 +61,33 @@ def big_export(events: int = 10_000, updates: int = 500, actions: int = 50) -> d
 def main() -> int:
     export = parse_export(big_export())
     updates = sum(1 for event in export.events if event.announced_status)
-    totals, analyses, renders = [], [], []
+    totals, analyses, renders, cpu = [], [], [], []
     for _ in range(5):
         started = time.perf_counter()
         analyze(export)
         analysed = time.perf_counter()
+        cpu_started = time.process_time()
         pir = build_pir(export)  # analyses again: build_pir is what the bot calls
         built = time.perf_counter()
         text = render_markdown(pir)
         done = time.perf_counter()
+        cpu.append(time.process_time() - cpu_started)
         analyses.append(analysed - started)
         renders.append(done - built)
         totals.append(done - analysed)
     median = statistics.median(totals) * 1000
     print(f"incident: {len(export.events):,} events, {updates} status updates, {len(export.action_items)} action items")
     print(f"analyze:                      median {statistics.median(analyses) * 1000:.0f} ms")
+    body, _, appendix = text.partition("\n## Appendix: full timeline\n")
     print(f"render_markdown:              median {statistics.median(renders) * 1000:.0f} ms "
-          f"({len(text):,} characters)")  # fmt: skip
+          f"({len(text.encode()):,} bytes)")  # fmt: skip
+    print(f"markdown body:                {len(body.encode()) / 1000:.1f} KB before the appendix (goal < 100 KB); "
+          f"appendix {len(appendix.encode()) / 1000:.0f} KB")  # fmt: skip
     print(f"build_pir + render_markdown:  median {median:.0f} ms of 5 "
           f"(min {min(totals) * 1000:.0f}, max {max(totals) * 1000:.0f}); goal <= 300 ms")  # fmt: skip
-    return 0 if median <= 300 or "--no-fail" in sys.argv else 1
+    print(f"  the same in CPU time:       median {statistics.median(cpu) * 1000:.0f} ms "
+          f"(what to read when other work shares the machine)")  # fmt: skip
+    return 0 if (median <= 300 and len(body.encode()) < 100_000) or "--no-fail" in sys.argv else 1
 
 
 if __name__ == "__main__":

@@ -42,15 +42,12 @@ def parse_cadence_pairs(text: str) -> dict[Severity, timedelta | None]:
 
 
 def format_duration(delta: timedelta) -> str:
-    """Human text: `45 s`, `5 min`, `2 h 30 min`, `3 d 4 h`."""
+    """Human text: `45 s`, `5 min`, `2 h 30 min`, `2 d 7 h 40 min` (no unit above seconds is ever dropped)."""
     seconds = int(round(delta.total_seconds()))
     if seconds < 60:
         return f"{seconds} s"
     minutes, _ = divmod(seconds, 60)
     hours, minutes = divmod(minutes, 60)
     days, hours = divmod(hours, 24)
-    if days:
-        return f"{days} d {hours} h" if hours else f"{days} d"
-    if hours:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    return f"{minutes} min"
+    parts = [(days, "d"), (hours, "h"), (minutes, "min")]
+    return " ".join(f"{value} {unit}" for value, unit in parts if value)

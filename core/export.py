@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, TextIO
 
@@ -145,7 +146,7 @@ class ExportEvent(_Model):
             raise ValueError("not an http(s) link")
         return value
 
-    @property
+    @cached_property  # read for every event by the analysis, the PIR and its key events; the event does not change
     def announced_status(self) -> str | None:
         """The status a status update announces, or None when this event is not a status update."""
         if self.type in ("status_update", "communication"):
@@ -184,6 +185,24 @@ class ExportImpact(_Model):
     affected_regions: list[str] = Field(default_factory=list)
     customer_impact: str | None = None
     business_impact: str | None = None
+    error_metrics: dict[str, Any] = Field(default_factory=dict)  # as reported, e.g. {"peak_error_rate": "45%"}
+
+
+class ExportResponse(_Model):
+    """How the response went, as the export reports it (figures in its own words, e.g. "5 minutes"); the PIR
+    shows them next to the metrics it measures from the timeline, never instead of them."""
+
+    time_to_detect: str | None = None
+    time_to_respond: str | None = None
+    time_to_escalate: str | None = None
+    time_to_resolve: str | None = None
+    executives_notified: bool | None = None
+    status_page_updated: bool | None = None
+
+    @field_validator("time_to_detect", "time_to_respond", "time_to_escalate", "time_to_resolve", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
 
 
 class ExportCustomerImpact(_Model):
@@ -236,6 +255,7 @@ class IncidentExport(_Model):
     events: list[ExportEvent] = Field(default_factory=list)
     communications: list[ExportCommunication] = Field(default_factory=list)
     impact: ExportImpact = Field(default_factory=ExportImpact)
+    response: ExportResponse = Field(default_factory=ExportResponse)
     signals: dict[str, Any] = Field(default_factory=dict)
     context: dict[str, Any] = Field(default_factory=dict)
     resolution: ExportResolution = Field(default_factory=ExportResolution)

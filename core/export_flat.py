@@ -24,8 +24,11 @@ def from_flat(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[tuple[int |
     technical_details.root_cause -> resolution.root_cause; technical_details.affected_regions ->
     impact.affected_regions; lessons_learned_preview -> resolution.lessons; preliminary_action_items ->
     action items with no owner, priority or due date; communication_log -> communications and
-    communication events; detection_details -> a detection event; response_details.war_room_established ->
-    a note event; five_whys (when present) -> resolution.five_whys.
+    communication events; detection_details -> a detection event (its time_to_detection -> response.time_to_detect);
+    response_details.war_room_established -> a note event; response_details time_to_response, time_to_escalation,
+    time_to_resolution, executives_notified, status_page_updated -> response; technical_details.error_metrics ->
+    impact.error_metrics; five_whys (when present) -> resolution.five_whys. Sub-objects that are only partly
+    mapped (response_details, technical_details) are also kept whole under context.
     """
     flat = dict(data)
     # canonical location prefix -> the flat field it came from, so errors name the field the user wrote
@@ -151,6 +154,23 @@ def from_flat(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[tuple[int |
     technical = flat.get("technical_details") if isinstance(flat.get("technical_details"), Mapping) else {}
     if technical.get("affected_regions"):
         impact["affected_regions"] = technical["affected_regions"]
+    if technical.get("error_metrics") is not None:
+        where[("impact", "error_metrics")] = "technical_details.error_metrics"
+        impact["error_metrics"] = technical["error_metrics"]
+
+    reported: dict[str, Any] = {}
+    sources = (
+        (detection, "time_to_detection", "time_to_detect", "detection_details"),
+        (response, "time_to_response", "time_to_respond", "response_details"),
+        (response, "time_to_escalation", "time_to_escalate", "response_details"),
+        (response, "time_to_resolution", "time_to_resolve", "response_details"),
+        (response, "executives_notified", "executives_notified", "response_details"),
+        (response, "status_page_updated", "status_page_updated", "response_details"),
+    )
+    for source, flat_key, key, parent in sources:
+        if isinstance(source, Mapping) and source.get(flat_key) is not None:
+            where[("response", key)] = f"{parent}.{flat_key}"
+            reported[key] = source[flat_key]
 
     resolution: dict[str, Any] = {}
     if technical.get("root_cause"):
@@ -204,6 +224,7 @@ def from_flat(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[tuple[int |
         "resolution": resolution,
         "action_items": action_items,
         "participants": participants,
+        "response": reported,
         "context": context,
     }
     return canonical, where

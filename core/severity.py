@@ -12,6 +12,10 @@ Rules, applied in this order and reported in this order:
 5. Floors: a security breach exposing customer data, data loss, or customer-facing revenue systems fully
    down make it SEV1 whatever the other rules say.
 
+Figures an export states only in its words (core.impact: "80% of users unable to pay", "revenue loss of $45,000",
+"orders were lost") count as the fields would, and the reason quotes the words. A revenue loss stated as an amount
+of at least HIGH_REVENUE_LOSS_USD counts as high revenue impact when the export rates no level itself.
+
 Pure functions; the same facts always give the same output.
 """
 
@@ -25,8 +29,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from core.cadence import DEFAULT_CADENCE_TEXT, format_duration, parse_cadence
 from core.enums import Role, Severity
 from core.export import IncidentExport
+from core.impact import money, reported_impact
 
 RevenueImpact = Literal["none", "low", "medium", "high"]
+HIGH_REVENUE_LOSS_USD = 10_000
 
 ROLES_BY_SEVERITY: dict[Severity, tuple[Role, ...]] = {
     Severity.SEV1: (Role.COMMANDER, Role.COMMS, Role.OPS, Role.SCRIBE),
@@ -62,21 +68,30 @@ class ImpactFacts(BaseModel):
     workaround_available: bool | None = None
     sla_or_regulatory: bool = False
     internal_only: bool = False
+    revenue_loss_usd: float | None = Field(default=None, ge=0)
+    # The export's own words a figure was read from (quoted in the reasons), when no field gave it.
+    users_affected_said: str | None = None
+    revenue_loss_said: str | None = None
+    data_loss_said: str | None = None
 
     @classmethod
     def from_export(cls, export: IncidentExport) -> ImpactFacts:
         impact = export.impact
-        customer = export.resolution.customer_impact
-        data_loss = bool(impact.data_loss) or bool(customer is not None and customer.data_loss)
+        reported = reported_impact(export)
         internal_only = impact.internal_only
         if internal_only is None:
             internal_only = impact.customer_facing is False
+        said = reported.users_pct_stated, reported.revenue_stated, reported.data_loss_stated
         return cls(
-            users_affected_pct=impact.affected_users_percentage,
+            users_affected_pct=reported.users_pct,
             customer_facing=impact.customer_facing,
-            revenue_impact=impact.revenue_impact,
+            revenue_impact=reported.revenue_level,  # type: ignore[arg-type]
             revenue_systems_down=bool(impact.revenue_systems_down),
-            data_loss=data_loss,
+            data_loss=bool(reported.data_loss),
+            revenue_loss_usd=reported.revenue_usd,
+            users_affected_said=said[0].quoted if said[0] else None,
+            revenue_loss_said=said[1].quoted if said[1] else None,
+            data_loss_said=said[2].quoted if said[2] else None,
             security_breach=bool(impact.security_breach),
             workaround_available=impact.workaround_available,
             sla_or_regulatory=bool(impact.sla_or_regulatory),
@@ -140,12 +155,19 @@ def classify(
     else:
         base, band = base_severity(facts.users_affected_pct)
         level = base.level
-        reasons.append(f"{_pct(facts.users_affected_pct)} of users affected ({band}) gives {base.label}.")
+        said = f" (the export's words: {facts.users_affected_said})" if facts.users_affected_said else ""
+        reasons.append(f"{_pct(facts.users_affected_pct)} of users affected ({band}) gives {base.label}{said}.")
 
     # 2. one level more (once)
     raises: list[str] = []
     if facts.revenue_impact == "high":
         raises.append("High revenue impact")
+    elif facts.revenue_impact is None and (facts.revenue_loss_usd or 0) >= HIGH_REVENUE_LOSS_USD:
+        amount = money(facts.revenue_loss_usd or 0)
+        said = f": {facts.revenue_loss_said}" if facts.revenue_loss_said else ""
+        raises.append(
+            f"High revenue impact (a loss of {amount}{said}; {money(HIGH_REVENUE_LOSS_USD)} or more counts as high)"
+        )
     if facts.sla_or_regulatory:
         raises.append("SLA or regulatory exposure")
     if facts.customer_facing and facts.workaround_available is False:
@@ -180,7 +202,7 @@ def classify(
     if facts.security_breach:
         floors.append("Security breach exposing customer data")
     if facts.data_loss:
-        floors.append("Data loss")
+        floors.append(f"Data loss ({facts.data_loss_said})" if facts.data_loss_said else "Data loss")
     if facts.revenue_systems_down and facts.customer_facing is not False:
         floors.append("Customer-facing revenue systems fully down")
     for text in floors:

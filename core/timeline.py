@@ -4,6 +4,7 @@ Pure functions over an IncidentExport; the same input always gives the same outp
 
 from __future__ import annotations
 
+import heapq
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -14,6 +15,8 @@ from core.enums import Severity
 from core.export import ExportEvent, IncidentExport
 
 PHASES = ("detection", "triage", "investigation", "mitigation", "monitoring", "resolution")
+BEFORE = "before the incident"
+"""The phase of events logged before the impact began (before the first trigger, or the recorded start)."""
 
 # An event's kind decides its phase first; a kind that says nothing of the phase lets its words decide.
 _PHASE_OF_KIND = {
@@ -43,7 +46,6 @@ _PHASE_OF_WORDS = (
     ("triage", re.compile(r"\b(declared|paged|escalat\w*|war room|bridge)\b", re.I)),
     ("detection", re.compile(r"\b(alert\w*|detected|fired)\b", re.I)),
 )
-
 
 
 @dataclass(frozen=True)
@@ -199,11 +201,16 @@ def phase_candidate(event: ExportEvent) -> str | None:
     return None
 
 
-def assign_phases(events: list[ExportEvent]) -> list[str]:
-    """Each event's phase; phases only move forward, so none repeats and none flaps."""
+def assign_phases(events: list[ExportEvent], start: datetime | None = None) -> list[str]:
+    """Each event's phase; phases only move forward, so none repeats and none flaps. Events before `start` (the
+    impact start, when one is given) are "before the incident" and move no phase: a backup failing hours earlier
+    does not open an investigation that swallows the trigger, the detection and the declaration."""
     current = 0
     result: list[str] = []
     for event in events:
+        if start is not None and event.timestamp < start:
+            result.append(BEFORE)
+            continue
         candidate = phase_candidate(event)
         if candidate is not None:
             current = max(current, PHASES.index(candidate))
@@ -216,12 +223,18 @@ def _first(events: list[ExportEvent], kind: str) -> ExportEvent | None:
 
 
 def impact_start(export: IncidentExport) -> Moment | None:
+    """When the impact began: the first trigger, else the recorded start, else (for the metrics) the declaration."""
+    return given_impact_start(export) or declaration(export)
+
+
+def given_impact_start(export: IncidentExport) -> Moment | None:
+    """The impact start the data gives (a trigger event or a recorded start time); None when it gives none."""
     trigger = _first(export.events, "trigger")
     if trigger:
         return Moment.of(trigger)
     if export.incident.started_at:
         return Moment(export.incident.started_at, "impact start (recorded start time)")
-    return declaration(export)
+    return None
 
 
 def _event_or_field(export: IncidentExport, kind: str, field: datetime | None) -> Moment | None:
@@ -309,22 +322,17 @@ def cadence_kept(export: IncidentExport, cadence: Cadence, *, now: datetime | No
 
 def gaps(events: list[ExportEvent], top: int = 3) -> list[Gap]:
     """The `top` longest silences between consecutive events, longest first (ties: earliest first)."""
-    spans = [
-        (b.timestamp - a.timestamp, a.timestamp, index)
-        for index, (a, b) in enumerate(zip(events, events[1:], strict=False))
-        if b.timestamp > a.timestamp
-    ]
-    spans.sort(key=lambda span: (-span[0], span[1]))
-    return [
-        Gap(Moment.of(events[i]), Moment.of(events[i + 1]))
-        for _, _, i in spans[:top]
-    ]
+    times = [event.timestamp for event in events]
+    spans = [(b - a, a, index) for index, (a, b) in enumerate(zip(times, times[1:], strict=False)) if b > a]
+    longest = heapq.nsmallest(top, spans, key=lambda span: (-span[0], span[1]))
+    return [Gap(Moment.of(events[i]), Moment.of(events[i + 1])) for _, _, i in longest]
 
 
 def analyze(export: IncidentExport, *, cadence: Cadence | None = None, now: datetime | None = None) -> TimelineAnalysis:
     cadence = cadence if cadence is not None else parse_cadence(DEFAULT_CADENCE_TEXT)
     events = list(export.events)
-    phase_of = assign_phases(events)
+    given = given_impact_start(export)
+    phase_of = assign_phases(events, given.at if given else None)
     groups: list[PhaseGroup] = []
     for event, phase in zip(events, phase_of, strict=True):
         if groups and groups[-1].name == phase:

@@ -8,7 +8,7 @@ from slack_sdk.models.blocks import Block, DividerBlock, MarkdownTextObject, Sec
 
 from core.cadence import format_duration
 from core.pir import Pir
-from core.templating import escape_slack, format_when
+from core.templating import escape_slack, format_span
 from handlers.blockkit import context, header, section, to_dicts
 
 MAX_LIST = 8
@@ -27,6 +27,10 @@ def _fields(pairs: list[tuple[str, str]]) -> SectionBlock:
 
 def summary_blocks(pir: Pir, *, filename: str | None = None) -> list[dict[str, Any]]:
     tz = pir.timezone
+    impact = list(pir.impact_headline)
+    money = ("Estimated revenue impact", "Business impact:")
+    if pir.business_impact and not any(line.startswith(money) for line in impact):
+        impact.append(pir.business_impact[0])  # the export's own words on the business, when it gives no amount
     overview = [("Severity", pir.severity), ("Status", pir.status)]
     if pir.duration is not None:
         overview.append(("Duration", format_duration(pir.duration)))
@@ -36,16 +40,18 @@ def summary_blocks(pir: Pir, *, filename: str | None = None) -> list[dict[str, A
     blocks: list[Block] = [
         header(f"Post-incident review: {pir.key} {pir.title}".replace(":  ", ": ")),
         _fields(overview),
-        section("*Summary*\n" + "\n".join(escape_slack(line) for line in pir.summary)),
+        # The impact has a block of its own, so the summary here leaves out the lines that say it.
+        section("*Summary*\n" + "\n".join(escape_slack(line) for line in pir.summary if line not in impact)),
     ]
+    if impact:
+        blocks.append(section("*Impact*\n" + _bullets(impact)))
     if pir.metrics:
         blocks.append(
             _fields(
                 [
                     (
                         m.name.capitalize(),
-                        f"{format_duration(m.duration)} ({format_when(m.start.at, tz, 'time')} → "
-                        f"{format_when(m.end.at, tz, 'time')})",
+                        f"{format_duration(m.duration)} ({format_span(m.start.at, m.end.at, tz, joiner=' → ')})",
                     )
                     for m in pir.metrics
                 ]
@@ -69,7 +75,8 @@ def summary_blocks(pir: Pir, *, filename: str | None = None) -> list[dict[str, A
         ]
         blocks.append(section("*Action items*\n" + _bullets(items)))
     blocks.append(DividerBlock())
-    events = sum(len(phase.lines) for phase in pir.phases)
     where = f" in `{filename}`" if filename else " in the attached file"
-    blocks.append(context(f"{events} timeline events across {len(pir.phases)} phases; the full review is{where}."))
+    blocks.append(
+        context(f"{pir.events_total:,} timeline events across {len(pir.phases)} phases; the full review is{where}.")
+    )
     return to_dicts(blocks)

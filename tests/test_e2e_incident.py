@@ -296,7 +296,9 @@ def test_untrusted_notes_are_escaped_in_the_pir_and_the_timeline_view(bot: Harne
     assert "&lt;!here&gt;" in view and "<!here>" not in view and "<https://evil" not in view
     bot.command("resolve done", channel=channel)
     markdown = _pir_file(bot)
-    assert "&lt;!here&gt;" in markdown and "<!here>" not in markdown and "<https://evil" not in markdown
+    # Markdown escapes with backslashes (issue 12): the note reads as written, and nothing opens a tag or a link.
+    assert "\\<!here> see \\<https://evil.example\\|this>" in markdown
+    assert not re.search(r"(?<!\\)<[!@A-Za-z]", markdown)
 
 
 def test_the_timeline_view_pages_and_changes_kinds(bot: Harness) -> None:

@@ -8,9 +8,17 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import sessionmaker
+from sqlmodel import Session
 
+from core import store
+from core.cadence import DEFAULT_CADENCE_TEXT, parse_cadence
+from core.clock import FrozenClock
+from core.db import transaction
 from core.enums import Priority, Severity
 from core.export import ExportError, IncidentExport, dump_export, load_export, parse_export
+from core.incident_export import export_incident
+from core.pir import build_pir, render_markdown
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FULL = FIXTURES / "incident-commander" / "sample_incident_data.json"
@@ -61,6 +69,11 @@ def test_the_flat_shape_is_mapped_without_inventing_anything() -> None:
     assert export.impact.customer_impact and export.impact.customer_impact.startswith("80% of users")
     assert export.impact.affected_users_percentage is None  # not parsed out of prose
     assert export.context["response_details"]["time_to_response"] == "5 minutes"  # kept, not lost
+    # ... and mapped where the PIR reads them (issue 12)
+    assert (export.response.time_to_respond, export.response.time_to_escalate) == ("5 minutes", "10 minutes")
+    assert (export.response.executives_notified, export.response.status_page_updated) == (False, True)
+    assert export.response.time_to_detect == "immediate"
+    assert export.impact.error_metrics["peak_error_rate"] == "45%"
 
 
 @pytest.mark.parametrize("fixture", ALL, ids=lambda p: p.stem)
@@ -160,3 +173,29 @@ def test_a_model_built_in_code_is_normalised_too() -> None:
     assert [e.type for e in export.events] == ["declaration", "note"]
     assert export.events[0].timestamp == datetime(2024, 1, 1, 9, 0, tzinfo=UTC)
     assert export.incident.display_key == "INC-3"
+
+
+def test_an_unticked_box_of_the_declare_form_is_exported_as_not_reported(
+    sessions: sessionmaker[Session], clock: FrozenClock
+) -> None:
+    """Issue 12: "no data lost" is said only when someone said it; an unticked box is the form's default."""
+    impact = {"users_affected_pct": 30, "customer_facing": True, "data_loss": False, "security_breach": False,
+              "revenue_systems_down": False, "sla_or_regulatory": False, "workaround_available": False}  # fmt: skip
+    with transaction(sessions) as session:
+        incident = store.declare(
+            session=session,
+            title="Checkout errors",
+            severity=Severity.SEV2,
+            declared_by="U1",
+            now=clock.now(),
+            cadence=parse_cadence(DEFAULT_CADENCE_TEXT),
+            impact=impact,
+        )
+    with sessions() as session:
+        incident = store.incident_by_key(session=session, key=incident.key or "")
+        export = export_incident(session=session, incident=incident)
+    assert export.impact.affected_users_percentage == 30 and export.impact.workaround_available is False
+    assert (export.impact.data_loss, export.impact.security_breach, export.impact.revenue_systems_down) == (None,) * 3
+    text = render_markdown(build_pir(export))
+    assert "30% of users were affected." in text and "No workaround was available." in text
+    assert "data was lost" not in text.lower()

@@ -18,7 +18,11 @@ FULL = Path(__file__).parent / "fixtures" / "incident-commander" / "sample_incid
 def test_the_sample_is_sev1_with_its_rules_in_words() -> None:
     facts = ImpactFacts.from_export(load_export(FULL))
     assert facts == ImpactFacts(
-        users_affected_pct=45, customer_facing=True, revenue_impact="high", workaround_available=False
+        users_affected_pct=45,
+        customer_facing=True,
+        revenue_impact="high",
+        workaround_available=False,
+        revenue_loss_usd=28500,
     )
     result = classify(facts)
     assert result.severity is Severity.SEV1
