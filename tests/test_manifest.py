@@ -23,7 +23,10 @@ EVENT_SCOPES = {
     "app_home_opened": set(),
 }
 # slack_sdk helpers that call more than one method.
-COMPOSITE = {"files_upload_v2": ["files.getUploadURLExternal", "files.completeUploadExternal"]}
+COMPOSITE = {
+    "files_upload_v2": ["files.getUploadURLExternal", "files.completeUploadExternal"],
+    "send_socket_mode_response": [],  # the Socket Mode client's answer on its socket, not a Web API method
+}
 
 
 def manifest() -> dict:  # type: ignore[type-arg]
