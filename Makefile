@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup run demo test lint bench
+.PHONY: setup run demo test lint bench lock base-image refresh
 
 setup: $(VENV)/.installed
 
@@ -24,7 +24,22 @@ lint: setup
 
 test: setup
 	$(BIN)/ruff check .
+	$(BIN)/hadolint Dockerfile
 	$(BIN)/pytest -q
 
 bench: setup
 	$(BIN)/python bench/pir_scale.py
+
+# Reproducible images: the Dockerfile installs requirements.lock (every package pinned, with its hashes, from PyPI)
+# on a base image pinned by digest. `make refresh` renews both (after a change of dependencies in pyproject.toml,
+# or to take security fixes); commit the result.
+refresh: lock base-image
+
+lock: setup
+	$(BIN)/pip install -q uv
+	printf 'setuptools>=77\nwheel\n' | $(BIN)/uv pip compile pyproject.toml - --quiet --generate-hashes \
+	  --python-version 3.11 --python-platform linux --index-url https://pypi.org/simple --output-file requirements.lock
+
+base-image:  # needs docker: the digest python:3.11-slim points at now
+	digest=$$(docker buildx imagetools inspect python:3.11-slim --format '{{json .Manifest.Digest}}' | tr -d '"') && \
+	  sed -i -E "s/python:3\.11-slim@sha256:[0-9a-f]{64}/python:3.11-slim@$$digest/" Dockerfile

@@ -99,6 +99,35 @@ def test_the_build_copies_every_package_that_pyproject_installs() -> None:
     assert not {package.split(".")[0] for package in packages} & set(ignored)
 
 
+def test_the_image_is_reproducible_base_pinned_by_digest_packages_by_the_lock_with_hashes() -> None:
+    steps = dockerfile()
+    bases = [args.split()[0] for op, args in steps if op == "FROM"]
+    assert all(re.fullmatch(r"python:3\.11-slim@sha256:[0-9a-f]{64}", base) for base in bases) and len(set(bases)) == 1
+    runs = [args for op, args in steps if op == "RUN"]
+    locked = next(i for i, args in enumerate(runs) if "-r requirements.lock" in args)
+    assert "--require-hashes" in runs[locked]
+    assert any("pip install" in args and "--no-deps" in args and "--no-build-isolation" in args
+               for args in runs[locked + 1 :])  # sitrep itself: nothing fetched beyond the lock  # fmt: skip
+    assert "refresh:" in (ROOT / "Dockerfile").read_text() and "\nrefresh: lock base-image\n" in (
+        ROOT / "Makefile").read_text()  # fmt: skip
+
+
+def test_the_lock_pins_every_dependency_and_build_tool_with_hashes() -> None:
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    text = (ROOT / "requirements.lock").read_text()
+    entries = re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)((?: \\\n\s+--hash=sha256:[0-9a-f]{64})+)", text, flags=re.M)
+    pins = {canonicalize_name(name): version for name, version, _ in entries}
+    assert len(entries) == len(re.findall(r"^[A-Za-z0-9_.-]+==", text, flags=re.M)), "a pin without a hash"
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    for line in [*project["project"]["dependencies"], *project["build-system"]["requires"]]:
+        requirement = Requirement(line)
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{name} is not in requirements.lock: run make lock"
+        assert requirement.specifier.contains(pins[name]), f"{name}=={pins[name]} is not {requirement.specifier}"
+
+
 def test_every_package_data_pattern_ships_a_file() -> None:
     """pyproject promises no file that is not there (it listed `*.ini` for an alembic.ini that never existed)."""
     package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
