@@ -140,6 +140,8 @@ class StatusUpdate(SQLModel, table=True):
     author_id: str = Field(max_length=32)
     due_at: datetime | None = _when(nullable=True)
     message_ts: str | None = Field(default=None, max_length=32)
+    # Reminders sent for it before it came (a reminder re-arms `due_at`, so this tells a late update apart).
+    reminders_before: int | None = None
 
 
 class SeverityChange(SQLModel, table=True):

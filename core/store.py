@@ -267,6 +267,7 @@ def post_status_update(
         text=text,
         author_id=author_id,
         due_at=incident.next_update_due,
+        reminders_before=incident.missed_reminders,
     )
     session.add(update)
     incident.phase = phase

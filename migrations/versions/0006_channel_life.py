@@ -1,4 +1,4 @@
-"""channel life: welcomes once per person per incident, channel archiving after resolve
+"""channel life: welcomes once per person per incident, channel archiving after resolve, late status updates
 
 Revision ID: 0006
 Revises: 0003
@@ -21,6 +21,8 @@ def upgrade() -> None:
     with op.batch_alter_table("incidents") as batch:
         batch.add_column(sa.Column("archived_at", core.models.UTCDateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("archive_notice_ts", sa.String(length=32), nullable=True))
+    with op.batch_alter_table("status_updates") as batch:
+        batch.add_column(sa.Column("reminders_before", sa.Integer(), nullable=True))
     op.create_table(
         "welcomes",
         sa.Column("incident_id", sa.Integer(), sa.ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False),
@@ -32,6 +34,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("welcomes")
+    with op.batch_alter_table("status_updates") as batch:
+        batch.drop_column("reminders_before")
     with op.batch_alter_table("incidents") as batch:
         batch.drop_column("archive_notice_ts")
         batch.drop_column("archived_at")
