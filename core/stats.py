@@ -85,6 +85,7 @@ class Stats:
     items_done: int
     items_total: int
     weekly: list[WeekBar] = field(default_factory=list)
+    weeks: list[date] = field(default_factory=list)  # every week of the window, those with no bar too
     longest: list[IncidentFigures] = field(default_factory=list)  # longest to resolve first
 
     @property
@@ -199,8 +200,7 @@ def compute(*, session: Session, since: datetime, until: datetime, zone: tzinfo)
         for name, value in durations.items():
             measured[name].append(value)
         if "time to resolve" in durations:
-            local = row.declared_at.astimezone(zone).date()
-            weekly[(local - timedelta(days=local.weekday()), severity)].append(durations["time to resolve"])
+            weekly[(_monday(row.declared_at.astimezone(zone).date()), severity)].append(durations["time to resolve"])
             figures.append(IncidentFigures(row.key, row.title, severity, bool(row.private), row.channel_id,
                                            row.declared_at, durations))  # fmt: skip
     figures.sort(key=lambda f: (-f.durations["time to resolve"], f.declared_at))
@@ -218,8 +218,18 @@ def compute(*, session: Session, since: datetime, until: datetime, zone: tzinfo)
             WeekBar(week, severity, Spread.of(values).median or timedelta(0), len(values))
             for (week, severity), values in sorted(weekly.items(), key=lambda kv: (kv[0][0], kv[0][1].level))
         ],
+        weeks=_weeks(since.astimezone(zone).date(), until.astimezone(zone).date()),
         longest=figures[:LONGEST],
     )
+
+
+def _monday(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def _weeks(first: date, last: date) -> list[date]:
+    start, end = _monday(first), _monday(last)
+    return [start + timedelta(weeks=n) for n in range((end - start).days // 7 + 1)]
 
 
 def _durations(row: Any, first: Any) -> dict[str, timedelta]:

@@ -20,7 +20,7 @@ from handlers.reply import Who, reply_private
 
 log = logging.getLogger("sitrep.stats")
 
-COLOURS = {Severity.SEV1: "#d62728", Severity.SEV2: "#ff7f0e", Severity.SEV3: "#1f77b4", Severity.SEV4: "#7f7f7f"}
+COLOURS = {Severity.SEV1: "#d62728", Severity.SEV2: "#ff7f0e", Severity.SEV3: "#1f77b4", Severity.SEV4: "#9467bd"}
 CHART_SIZE = (1000, 450)  # pixels
 CHART_DPI = 100
 
@@ -49,7 +49,7 @@ def render_chart(stats: Stats) -> bytes | None:
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     figure.subplots_adjust(left=0.07, right=0.86, top=0.9, bottom=0.16)
-    weeks = sorted({bar.week for bar in stats.weekly})
+    weeks = sorted(set(stats.weeks) | {bar.week for bar in stats.weekly})
     position = {week: index for index, week in enumerate(weeks)}
     width = 0.8 / len(Severity)
     for severity in Severity:
