@@ -1,13 +1,13 @@
 """Incident statistics (SPEC §14): incidents by severity, median and p90 of the §9 metrics, status updates on
-time, action items done, and time to resolve per week by severity. Pure over a session: four aggregate queries,
-whatever the number of incidents and entries, then arithmetic in Python.
+time, action items done, and time to resolve per week by severity. Pure over a session: three queries (one row per
+incident, with the first entry of each kind it needs, times as seconds), then arithmetic in Python.
 
 The metrics follow core.timeline (SPEC §9), read from stored timeline entries:
 - impact start: the first trigger entry, else the declaration;
 - declaration: the first declaration entry, else the incident's declared_at;
 - time to detect: impact start -> first detection entry;
 - time to declare: first detection entry -> declaration;
-- time to mitigate: impact start -> first status update announcing `monitoring`;
+- time to mitigate: impact start -> first status update announcing `monitoring` (the status_updates table);
 - time to resolve: impact start -> first resolution entry, else resolved_at.
 A metric whose end is missing, or comes before its start, is left out (never counted as 0). Incidents are
 those declared in the window; a private incident counts like any other but is named only where the caller
@@ -15,11 +15,12 @@ lets it be (`IncidentFigures.private`)."""
 
 from __future__ import annotations
 
+import heapq
 import math
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 import sqlalchemy as sa
@@ -42,12 +43,12 @@ class Spread:
     p90: timedelta | None
 
     @classmethod
-    def of(cls, values: list[timedelta]) -> Spread:
-        if not values:
+    def of(cls, seconds: list[float]) -> Spread:
+        if not seconds:
             return cls(0, None, None)
-        ordered = sorted(values)
-        median = timedelta(seconds=statistics.median(v.total_seconds() for v in ordered))
-        return cls(len(ordered), median, ordered[math.ceil(0.9 * len(ordered)) - 1])
+        ordered = sorted(seconds)
+        p90 = ordered[math.ceil(0.9 * len(ordered)) - 1]
+        return cls(len(ordered), _rounded(statistics.median(ordered)), _rounded(p90))
 
     def to_dict(self) -> dict[str, Any]:
         return {"count": self.count, "median_seconds": _seconds(self.median), "p90_seconds": _seconds(self.p90),
@@ -119,6 +120,11 @@ class Stats:
         }
 
 
+def _rounded(seconds: float) -> timedelta:
+    """A duration to the millisecond (the database's float arithmetic is not exact to the microsecond)."""
+    return timedelta(milliseconds=round(seconds * 1000))
+
+
 def _seconds(value: timedelta | None) -> int | None:
     return None if value is None else int(value.total_seconds())
 
@@ -131,14 +137,17 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def _first(kind: EntryKind | tuple[EntryKind, ...], extra: Any = None) -> Any:
-    """MIN(occurred_at) of the entries of a kind (and a further condition), as an aware UTC datetime."""
+def _epoch(session: Session, value: Any) -> Any:
+    """Seconds since 1970 of a stored UTC time, to the millisecond, as a float computed by the database (no
+    datetime per row; rounded so that a time on the hour stays on it, not a hair before)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return sa.cast(sa.func.round(sa.extract("epoch", value), 3), sa.Float)
+    return sa.func.round((sa.func.julianday(value) - 2440587.5) * 86400.0, 3)  # SQLite keeps UTC times as text
+
+
+def _first(kind: EntryKind) -> Any:
     entries = TimelineEntry.__table__  # type: ignore[attr-defined]
-    kinds = (kind,) if isinstance(kind, EntryKind) else kind
-    condition = entries.c.kind.in_([k.value for k in kinds])
-    if extra is not None:
-        condition = sa.and_(condition, extra)
-    return sa.type_coerce(sa.func.min(sa.case((condition, entries.c.occurred_at))), UTCDateTime)
+    return sa.func.min(sa.case((entries.c.kind == kind.value, entries.c.occurred_at)))
 
 
 def compute(*, session: Session, since: datetime, until: datetime, zone: tzinfo) -> Stats:
@@ -151,30 +160,35 @@ def compute(*, session: Session, since: datetime, until: datetime, zone: tzinfo)
                      incidents.c.declared_at <= sa.literal(until, UTCDateTime))  # fmt: skip
     in_window = sa.select(incidents.c.id).where(window).scalar_subquery()
 
+    # One row per incident: its own times and the first entry of each kind that a metric is measured from,
+    # as seconds since 1970 (the entries read through the index on incident, kind and time).
+    kinds = (EntryKind.TRIGGER, EntryKind.DETECTION, EntryKind.DECLARATION, EntryKind.RESOLUTION)
+    firsts = (
+        sa.select(entries.c.incident_id, *(_first(kind).label(kind.value) for kind in kinds))
+        .where(entries.c.incident_id.in_(in_window), entries.c.kind.in_([kind.value for kind in kinds]))
+        .group_by(entries.c.incident_id)
+        .subquery()
+    )
+    mitigated = (
+        sa.select(updates.c.incident_id, sa.func.min(updates.c.posted_at).label("at"))
+        .where(updates.c.incident_id.in_(in_window), updates.c.phase == Phase.MONITORING.value)
+        .group_by(updates.c.incident_id)
+        .subquery()
+    )
     rows = session.execute(
-        sa.select(incidents.c.id, incidents.c.key, incidents.c.title, incidents.c.severity, incidents.c.private,
-                  incidents.c.channel_id, incidents.c.status, incidents.c.declared_at, incidents.c.resolved_at)
+        sa.select(
+            incidents.c.key, incidents.c.title, incidents.c.severity, incidents.c.private, incidents.c.channel_id,
+            incidents.c.status, _epoch(session, incidents.c.declared_at).label("declared_at"),
+            _epoch(session, incidents.c.resolved_at).label("resolved_at"),
+            *(_epoch(session, firsts.c[kind.value]).label(kind.value) for kind in kinds),
+            _epoch(session, mitigated.c.at).label("mitigated"),
+        )
+        .select_from(
+            incidents.outerjoin(firsts, firsts.c.incident_id == incidents.c.id)
+            .outerjoin(mitigated, mitigated.c.incident_id == incidents.c.id)
+        )
         .where(window)
     ).all()  # fmt: skip
-    announced = entries.c.details["status"].as_string()
-    firsts = {
-        row.incident_id: row
-        for row in session.execute(
-            sa.select(
-                entries.c.incident_id,
-                _first(EntryKind.TRIGGER).label("trigger"),
-                _first(EntryKind.DETECTION).label("detection"),
-                _first(EntryKind.DECLARATION).label("declaration"),
-                _first((EntryKind.STATUS_UPDATE, EntryKind.COMMUNICATION), announced == Phase.MONITORING.value)
-                .label("mitigated"),
-                _first(EntryKind.RESOLUTION).label("resolution"),
-            )
-            .where(entries.c.incident_id.in_(in_window), entries.c.kind.in_([
-                k.value for k in (EntryKind.TRIGGER, EntryKind.DETECTION, EntryKind.DECLARATION,
-                                  EntryKind.STATUS_UPDATE, EntryKind.COMMUNICATION, EntryKind.RESOLUTION)]))
-            .group_by(entries.c.incident_id)
-        )
-    }  # fmt: skip
     on_time = sa.and_(updates.c.due_at.is_not(None), updates.c.posted_at <= updates.c.due_at,
                       sa.func.coalesce(updates.c.reminders_before, 0) == 0)  # fmt: skip
     due, kept = session.execute(
@@ -186,24 +200,29 @@ def compute(*, session: Session, since: datetime, until: datetime, zone: tzinfo)
         .where(items.c.incident_id.in_(in_window))
     ).one()  # fmt: skip
 
+    severities = {severity.value: severity for severity in Severity}
     by_severity = {severity: 0 for severity in Severity}
-    measured: dict[str, list[timedelta]] = {name: [] for name in METRICS}
-    weekly: dict[tuple[date, Severity], list[timedelta]] = defaultdict(list)
-    figures: list[IncidentFigures] = []
+    measured: dict[str, list[float]] = {name: [] for name in METRICS}
+    weekly: dict[tuple[date, Severity], list[float]] = defaultdict(list)
+    longest: list[tuple[float, float, int]] = []  # (-seconds to resolve, declared, row index): a heap
     resolved = 0
-    for row in rows:
-        severity = Severity(row.severity)
+    for index, row in enumerate(rows):
+        severity = severities[row.severity]
         by_severity[severity] += 1
-        resolved += row.status == IncidentStatus.RESOLVED.value
-        first = firsts.get(row.id)
-        durations = _durations(row, first)
+        is_resolved = row.status == IncidentStatus.RESOLVED.value
+        resolved += is_resolved
+        durations = _durations(row, is_resolved)
         for name, value in durations.items():
             measured[name].append(value)
-        if "time to resolve" in durations:
-            weekly[(_monday(row.declared_at.astimezone(zone).date()), severity)].append(durations["time to resolve"])
-            figures.append(IncidentFigures(row.key, row.title, severity, bool(row.private), row.channel_id,
-                                           row.declared_at, durations))  # fmt: skip
-    figures.sort(key=lambda f: (-f.durations["time to resolve"], f.declared_at))
+        took = durations.get("time to resolve")
+        if took is not None:
+            week = datetime.fromtimestamp(row.declared_at, zone).date()
+            weekly[(week - timedelta(days=week.weekday()), severity)].append(took)
+            entry = (took, -row.declared_at, index)
+            if len(longest) < LONGEST:
+                heapq.heappush(longest, entry)
+            else:
+                heapq.heappushpop(longest, entry)
     return Stats(
         since=since,
         until=until,
@@ -219,7 +238,19 @@ def compute(*, session: Session, since: datetime, until: datetime, zone: tzinfo)
             for (week, severity), values in sorted(weekly.items(), key=lambda kv: (kv[0][0], kv[0][1].level))
         ],
         weeks=_weeks(since.astimezone(zone).date(), until.astimezone(zone).date()),
-        longest=figures[:LONGEST],
+        longest=[_figures(rows[index], severities) for _, _, index in sorted(longest, reverse=True)],
+    )
+
+
+def _figures(row: Any, severities: dict[str, Severity]) -> IncidentFigures:
+    return IncidentFigures(
+        key=row.key,
+        title=row.title,
+        severity=severities[row.severity],
+        private=bool(row.private),
+        channel_id=row.channel_id,
+        declared_at=datetime.fromtimestamp(row.declared_at, UTC),
+        durations={name: _rounded(value) for name, value in _durations(row, True).items()},
     )
 
 
@@ -232,16 +263,16 @@ def _weeks(first: date, last: date) -> list[date]:
     return [start + timedelta(weeks=n) for n in range((end - start).days // 7 + 1)]
 
 
-def _durations(row: Any, first: Any) -> dict[str, timedelta]:
-    declared = (first.declaration if first is not None else None) or row.declared_at
-    start = (first.trigger if first is not None else None) or declared
-    detected = first.detection if first is not None else None
-    mitigated = first.mitigated if first is not None else None
-    resolution = (first.resolution if first is not None else None) or row.resolved_at
+def _durations(row: Any, resolved: bool) -> dict[str, float]:
+    """The metrics of one incident in seconds, those whose two ends are known and in order (SPEC §9)."""
+    declared = row.declaration if row.declaration is not None else row.declared_at
+    start = row.trigger if row.trigger is not None else declared
+    resolution = row.resolution if row.resolution is not None else row.resolved_at
     spans = {
-        "time to detect": (start, detected),
-        "time to declare": (detected, declared),
-        "time to mitigate": (start, mitigated),
-        "time to resolve": (start, resolution if row.status == IncidentStatus.RESOLVED.value else None),
+        "time to detect": (start, row.detection),
+        "time to declare": (row.detection, declared),
+        "time to mitigate": (start, row.mitigated),
+        "time to resolve": (start, resolution if resolved else None),
     }
-    return {name: end - begin for name, (begin, end) in spans.items() if begin and end and end >= begin}
+    return {name: end - begin for name, (begin, end) in spans.items()
+            if begin is not None and end is not None and end >= begin}  # fmt: skip

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 
 from slack_sdk.errors import SlackApiError
 
@@ -23,6 +24,7 @@ log = logging.getLogger("sitrep.stats")
 COLOURS = {Severity.SEV1: "#d62728", Severity.SEV2: "#ff7f0e", Severity.SEV3: "#1f77b4", Severity.SEV4: "#9467bd"}
 CHART_SIZE = (1000, 450)  # pixels
 CHART_DPI = 100
+HOUR = timedelta(hours=1)
 
 
 def longest_shown(stats: Stats, may_see: Callable[[IncidentFigures], bool]) -> list[tuple[IncidentFigures, bool]]:
@@ -43,6 +45,7 @@ def render_chart(stats: Stats) -> bytes | None:
     if not stats.weekly:
         return None
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # imported on first use: it takes a while
+    from matplotlib.collections import PolyCollection
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(CHART_SIZE[0] / CHART_DPI, CHART_SIZE[1] / CHART_DPI), dpi=CHART_DPI)
@@ -52,24 +55,28 @@ def render_chart(stats: Stats) -> bytes | None:
     weeks = sorted(set(stats.weeks) | {bar.week for bar in stats.weekly})
     position = {week: index for index, week in enumerate(weeks)}
     width = 0.8 / len(Severity)
-    for severity in Severity:
+    tallest = 0.0
+    for severity in Severity:  # one collection of bars per severity: one artist each, not one per bar
         bars = [bar for bar in stats.weekly if bar.severity == severity]
         if not bars:
             continue
-        axes.bar(
-            [position[bar.week] - 0.4 + width * (severity.level - 0.5) for bar in bars],
-            [bar.median_resolve.total_seconds() / 3600 for bar in bars],
-            width=width, color=COLOURS[severity], label=severity.label, linewidth=0, antialiased=False,
-        )  # fmt: skip
-    step = max(1, len(weeks) // 13)
+        boxes = []
+        for bar in bars:
+            left, hours = position[bar.week] - 0.4 + width * (severity.level - 1), bar.median_resolve / HOUR
+            boxes.append([(left, 0.0), (left, hours), (left + width, hours), (left + width, 0.0)])
+            tallest = max(tallest, hours)
+        axes.add_collection(PolyCollection(boxes, facecolors=COLOURS[severity], linewidths=0, antialiaseds=False,
+                                           label=severity.label))  # fmt: skip
+    step = max(1, -(-len(weeks) // 9))  # at most nine dates under the axis
     axes.set_xticks(range(0, len(weeks), step), [week.strftime("%d %b %Y") for week in weeks[::step]], fontsize=8)
     axes.set_xlim(-0.6, len(weeks) - 0.4)
+    axes.set_ylim(0, (tallest or 1.0) * 1.05)
     axes.set_ylabel("median time to resolve (hours)")
     axes.set_xlabel("week of declaration")
     axes.set_title(f"Time to resolve per week by severity, {stats.since:%Y-%m-%d} to {stats.until:%Y-%m-%d}")
     axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=CHART_DPI)
+    figure.savefig(buffer, format="png", dpi=CHART_DPI, pil_kwargs={"compress_level": 1})
     return buffer.getvalue()
 
 
