@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
 
+from bench.timeline_ingest import fresh_database  # noqa: E402
 from core.db import make_engine, session_factory, upgrade  # noqa: E402
 from core.models import ActionItem, Incident, StatusUpdate, TimelineEntry  # noqa: E402
 from core.stats import compute  # noqa: E402
@@ -166,20 +167,11 @@ def main() -> int:
     parser.add_argument("--database-url", default=PG_ADMIN, help="PostgreSQL server to make a throw-away database on")
     parser.add_argument("--no-postgres", action="store_true")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        run(f"sqlite:///{tmp}/stats.db", "SQLite", args.incidents, args.runs)
-    if args.no_postgres:
-        return 0
-    name = f"sitrep_bench_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(args.database_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        run(admin.url.set(database=name).render_as_string(False), "PostgreSQL", args.incidents, args.runs)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    servers = (None,) if args.no_postgres else (None, args.database_url)
+    for server, label in zip(servers, ("SQLite", "PostgreSQL"), strict=False):
+        name = f"sitrep_bench_{uuid.uuid4().hex[:8]}"
+        with tempfile.TemporaryDirectory() as tmp, fresh_database(server, tmp, name) as url:
+            run(url, label, args.incidents, args.runs)
     return 0
 
 
