@@ -341,3 +341,44 @@ def test_channel_life_settings_parse() -> None:
     assert settings.archive_after == timedelta(days=7) and settings.bridge_url is None
     off = load_settings(SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET="s", SITREP_ARCHIVE_AFTER="off")
     assert off.archive_after is None
+
+
+# --- the stand-in and the helpers -----------------------------------------------------------------------------
+
+
+def test_the_stand_in_adds_link_bookmarks_as_slack_does() -> None:
+    from standin import FakeSlack
+
+    with FakeSlack() as fake:
+        client = WebClient(token=fake.bot_token, base_url=fake.api_url)
+        fake.add_user(ALICE, "alice")
+        mine = client.conversations_create(name="inc-bookmarks")["channel"]["id"]
+        other = fake.add_channel("elsewhere", [ALICE])
+
+        def refused(**kwargs: Any) -> str:
+            with pytest.raises(SlackApiError) as error:
+                client.bookmarks_add(**{"title": "Bridge", "type": "link", "link": "https://x.example", **kwargs})
+            return str(error.value.response["error"])
+
+        assert refused(channel_id=mine, link="meet.example.com") == "invalid_link"
+        assert refused(channel_id=mine, type="file") == "invalid_bookmark_type"
+        assert refused(channel_id=other) == "not_in_channel"
+        assert refused(channel_id="C0NOSUCH") == "channel_not_found"
+        added = client.bookmarks_add(channel_id=mine, title="Bridge", type="link", link="https://x.example")
+        assert added["bookmark"]["link"] == "https://x.example" and fake.channel(mine).bookmarks[0]["title"] == "Bridge"
+        client.conversations_archive(channel=mine)
+        assert refused(channel_id=mine, title="Bridge", type="link", link="https://x.example") == "is_archived"
+        with pytest.raises(SlackApiError) as error:
+            client.conversations_open()
+        assert error.value.response["error"] == "users_list_not_supplied"
+        assert client.conversations_open(users=ALICE)["channel"]["id"].startswith("D")
+
+
+def test_short_texts_are_escaped_on_one_line_and_never_cut_inside_an_escape() -> None:
+    from core.templating import escape_short
+
+    assert escape_short("a\n b <x>", 20) == "a b &lt;x&gt;"
+    for limit in range(2, 30):
+        cut = escape_short("ab & <!channel> " * 5, limit)
+        assert len(cut) <= limit and cut.endswith("…")
+        assert "&" not in cut or all(part.startswith(("amp;", "lt;", "gt;")) for part in cut.split("&")[1:])
