@@ -5,6 +5,7 @@ never started, each test calls `archive(now)` itself, so nothing depends on the 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -235,6 +236,28 @@ def test_the_channel_is_archived_once_seven_days_after_resolve_even_after_downti
     with pytest.raises(SlackApiError) as refused:
         client.chat_postMessage(channel=channel, text="hello")
     assert refused.value.response["error"] == "is_archived"
+
+
+def test_replicas_archiving_at_the_same_moment_archive_each_channel_once(bot: Harness, clock: FrozenClock) -> None:
+    channels = [_declare(bot, f"declare sev3 Incident {n}") for n in range(6)]
+    for channel in channels:
+        _resolve(bot, channel, clock)
+    replicas = [bot.sitrep.scheduler, *(Scheduler(bot.sitrep.deps, bot.settings) for _ in range(3))]
+    barrier = threading.Barrier(len(replicas))
+    archived: list[int] = []
+
+    def run(scheduler: Scheduler) -> None:
+        barrier.wait()
+        archived.append(scheduler.archive(clock.now() + timedelta(days=8)))
+
+    threads = [threading.Thread(target=run, args=(replica,)) for replica in replicas]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sum(archived) == 6 and all(bot.fake.channel(channel).archived for channel in channels)
+    assert len(bot.fake.calls_to("conversations.archive")) == 6
+    assert all(len(_archive_notices(bot, channel)) == 1 for channel in channels)
 
 
 def test_a_failed_archive_is_tried_again_without_a_second_last_message(bot: Harness, clock: FrozenClock) -> None:
