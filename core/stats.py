@@ -9,7 +9,9 @@ The metrics follow core.timeline (SPEC §9), read from stored timeline entries:
 - time to declare: first detection entry -> declaration;
 - time to mitigate: impact start -> first status update announcing `monitoring` (the status_updates table);
 - time to resolve: impact start -> first resolution entry, else resolved_at.
-A metric whose end is missing, or comes before its start, is left out (never counted as 0). Incidents are
+A metric whose end is missing, or comes before its start, is left out (never counted as 0). A status update is
+on time when posted by its due time with no reminder sent before it (a reminder re-arms the due time), out of
+the updates that had a due time (a severity with a cadence). Incidents are
 those declared in the window; a private incident counts like any other but is named only where the caller
 lets it be (`IncidentFigures.private`)."""
 
