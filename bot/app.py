@@ -175,6 +175,7 @@ def handler_config(settings: Settings) -> Config:
         timeline_emoji=tuple(settings.timeline_emoji),
         announce_channel=settings.announce_channel,
         timezone=settings.timezone,
+        bridge_url=settings.bridge_url,
     )
 
 

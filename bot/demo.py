@@ -22,8 +22,8 @@ from core.models import TimelineEntry
 from standin import FakeSlack
 from standin.local import LocalBot, local_bot
 
-PEOPLE = {"U0JANE": "jane", "U0ALICE": "alice", "U0BOB": "bob", "U0CAROL": "carol"}
-JANE, ALICE, BOB, CAROL = PEOPLE
+PEOPLE = {"U0JANE": "jane", "U0ALICE": "alice", "U0BOB": "bob", "U0CAROL": "carol", "U0DAN": "dan"}
+JANE, ALICE, BOB, CAROL, DAN = PEOPLE
 TAGGED = {"reaction", "pin", "shortcut"}  # timeline entries people made by tagging a message
 
 
@@ -149,7 +149,8 @@ def play(bot: LocalBot, fake: FakeSlack, clock: FrozenClock, say: Transcript) ->
     step(ALICE, 'uses the shortcut "Add to incident timeline"',
          lambda: bot.slack.message_shortcut("sitrep_add_to_timeline", user=ALICE, channel=where,
                                             message=rollback["ts"]))  # fmt: skip
-    command(BOB, "update monitoring Fix deployed; error rate back to baseline", where, minutes=5)
+    step(DAN, "joins the channel", lambda: bot.slack.event(fake.join_as_user(where, DAN)), minutes=1)
+    command(BOB, "update monitoring Fix deployed; error rate back to baseline", where, minutes=4)
     due = (clock.now() + timedelta(days=7)).date().isoformat()
     command(JANE, f"action Alert on connection pool use at 70% <@{ALICE}> P1 due:{due}", where, minutes=1)
     step(JANE, "(15 minutes pass without a status update: SEV1 asks for one every 15 minutes)",
@@ -157,6 +158,7 @@ def play(bot: LocalBot, fake: FakeSlack, clock: FrozenClock, say: Transcript) ->
     command(BOB, "update monitoring Error rate at baseline for 15 minutes; watching for another 15", where, minutes=2)
     command(JANE, "resolve ORM 3.2.0 opens 3x more connections per request than 3.1.2, exhausting the pool of 20",
             where, minutes=15)  # fmt: skip
+    command(JANE, "stats 30d", general.id, minutes=5)
     pir = next(
         upload for upload in fake.files.values() if str(upload.get("name") or upload.get("title", "")).endswith(".md")
     )

@@ -1,4 +1,5 @@
-"""Offline commands (SPEC §3): classify, timeline and pir on an incident export, no Slack needed.
+"""Offline commands (SPEC §3): classify, timeline and pir on an incident export, and stats (SPEC §14) from the
+database, no Slack needed.
 
 `sitrep classify|timeline|pir FILE [--format ...]`; FILE `-` reads standard input. The cadence comes from
 SITREP_CADENCE and the display zone from SITREP_TIMEZONE (or --timezone), as for the bot; neither needs the
@@ -12,10 +13,10 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from core.cadence import DEFAULT_CADENCE_TEXT, parse_cadence
+from core.cadence import DEFAULT_CADENCE_TEXT, parse_cadence, parse_duration
 from core.enums import Severity
 from core.export import ExportError, IncidentExport, load_export
 from core.pir import build_pir, render_markdown
@@ -158,8 +159,56 @@ def _runner(work: Callable[[IncidentExport, argparse.Namespace], None]) -> Calla
     return run
 
 
+def _stats(args: argparse.Namespace) -> int:
+    """`sitrep stats`: the figures of `/incident stats` from the database; private incidents counted, not named."""
+    import sqlalchemy as sa
+
+    from core.db import make_engine, session_factory
+    from core.stats import compute
+    from handlers.stats import longest_shown, render_chart, render_text
+
+    try:
+        period = parse_duration(args.since)
+        tz = _timezone(args)
+    except ValueError as error:
+        return _fail(f"--since: {error}" if not isinstance(error, UsageError) else str(error))
+    url = args.database_url or os.environ.get("DATABASE_URL") or "sqlite:///sitrep.db"
+    engine = make_engine(url)
+    try:
+        with session_factory(engine)() as session:
+            now = datetime.now(UTC)
+            stats = compute(session=session, since=now - period, until=now, zone=zone(tz))
+    except sa.exc.SQLAlchemyError as error:
+        where = sa.make_url(url).render_as_string(hide_password=True)
+        return _fail(f"cannot read the incidents at {where} (run `sitrep db upgrade` first?): {type(error).__name__}")
+    finally:
+        engine.dispose()
+    longest = longest_shown(stats, lambda _: False)
+    if args.chart:
+        png = render_chart(stats)
+        if png is None:
+            print("sitrep: no chart: no incident of this period is resolved", file=sys.stderr)
+        else:
+            with open(args.chart, "wb") as out:
+                out.write(png)
+    if args.format == "json":
+        _print_json(stats.to_dict())
+    else:
+        sys.stdout.write(render_text(stats, period=args.since, tz=tz, longest=longest))
+    return 0
+
+
 def add_offline_commands(sub: Any) -> None:
-    """Register `classify`, `timeline` and `pir` on an argparse subparsers object (each sets `func`)."""
+    """Register `classify`, `timeline`, `pir` and `stats` on an argparse subparsers object (each sets `func`)."""
+    text = "incident figures from the database: by severity, median and p90 of the metrics, updates, actions"
+    stats = sub.add_parser("stats", help=text, description=text)
+    stats.add_argument("--since", default="90d", metavar="PERIOD", help="incidents declared this long ago or since "
+                       "(e.g. 30d, 90d, 365d; default 90d)")  # fmt: skip
+    stats.add_argument("--format", choices=("text", "json"), default="text")
+    stats.add_argument("--chart", metavar="FILE", help="write the chart of time to resolve per week (PNG) here")
+    stats.add_argument("--database-url", metavar="URL", help="default: DATABASE_URL or sqlite:///sitrep.db")
+    stats.add_argument("--timezone", metavar="ZONE", help="zone of dates and weeks (default SITREP_TIMEZONE or UTC)")
+    stats.set_defaults(func=_stats)
     for name, work, formats, default, text in (
         ("classify", _classify, ("text", "json"), "text", "severity suggestion with reasons, offline"),
         ("timeline", _timeline, ("text", "json"), "text", "phases, metrics and gaps, offline"),

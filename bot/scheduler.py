@@ -12,9 +12,11 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from slack_sdk.errors import SlackApiError
 
 from bot.settings import Settings
-from core import reminders, store
+from core import channel_life, reminders, store
+from core.channel_life import ArchiveClaim
 from core.reminders import Claim
 from handlers import blockkit
 from handlers.deps import Deps
@@ -30,9 +32,10 @@ DIGEST_LIMIT = 50  # incidents listed in the digest; the rest are counted
 class Scheduler:
     """The bot's APScheduler jobs. Nothing is stored per incident: `tick` finds what is due in the database.
 
-    `tick(now)`, `digest(now)`, `remind_action_items(now)` and `catch_up(now)` are the jobs themselves, for
-    tests to call with a frozen clock; `start()` runs them on APScheduler, `stop()` ends them (waiting for a
-    running tick). Several replicas may run the same jobs: each claim is atomic, so each thing is sent once."""
+    `tick(now)`, `archive(now)`, `digest(now)`, `remind_action_items(now)` and `catch_up(now)` are the jobs
+    themselves, for tests to call with a frozen clock; `start()` runs them on APScheduler, `stop()` ends them
+    (waiting for a running tick). Several replicas may run the same jobs: each claim is atomic, so each thing is
+    sent once."""
 
     def __init__(self, deps: Deps, settings: Settings, *, posters: int = 16) -> None:
         self.deps = deps
@@ -56,6 +59,8 @@ class Scheduler:
         every = IntervalTrigger(seconds=settings.tick.total_seconds())
         aps.add_job(self._first_tick(), every, id="tick", name="tick", max_instances=1, coalesce=True,
                     next_run_time=datetime.now(UTC))  # fmt: skip
+        if settings.archive_after is not None:
+            aps.add_job(self._safe(self.archive), every, id="archive", name="archive", max_instances=1, coalesce=True)
         daily = CronTrigger(hour=hour, minute=minute, timezone=settings.zone)
         for job, job_id in ((self.digest, "digest"), (self.remind_action_items, "items")):
             aps.add_job(self._safe(job), daily, id=job_id, name=job_id, max_instances=1, coalesce=True,
@@ -137,6 +142,48 @@ class Scheduler:
             log.exception(
                 "claim of the reminder for %s could not be put back", claim.key, extra={"incident": claim.key}
             )
+
+    def archive(self, now: datetime | None = None) -> int:
+        """Archive the channels of incidents resolved SITREP_ARCHIVE_AFTER ago or more (SPEC §14), each once, with
+        a last message saying so; those whose time came while the bot was down go on the first run after start.
+        Returns how many were archived."""
+        after = self.settings.archive_after
+        if after is None:
+            return 0
+        now = now or self.deps.now()
+        with self.deps.tx() as session:
+            claims = channel_life.claim_archives(session=session, now=now, after=after)
+        return sum(1 for claim in claims if self._archive(claim, after))
+
+    def _archive(self, claim: ArchiveClaim, after: timedelta) -> bool:
+        client = self.deps.client
+        extra = {"incident": claim.key, "channel": claim.channel_id}
+        try:
+            if claim.notice_ts is None:  # an earlier attempt that posted it and then failed to archive did not
+                text = blockkit.mrkdwn("archived", key=claim.key, resolved_at=claim.resolved_at, after=after,
+                                       tz=self.settings.timezone)  # fmt: skip
+                ts = client.chat_postMessage(channel=claim.channel_id, text=text)["ts"]
+                with self.deps.tx() as session:
+                    channel_life.archive_notice_posted(session=session, claim=claim, ts=str(ts))
+            client.conversations_archive(channel=claim.channel_id)
+        except Exception as exc:  # noqa: BLE001 - unless Slack says it cannot be, the next run tries again
+            error = exc.response.get("error") if isinstance(exc, SlackApiError) else None
+            if error in ("is_archived", "already_archived"):  # someone archived it already
+                return True
+            if error in ("channel_not_found", "not_in_channel"):  # the bot was removed: nothing it can do
+                log.warning("channel of %s not archived: %s", claim.key, error, extra=extra)
+                return False
+            log.exception("channel of %s could not be archived; tried again on the next run", claim.key, extra=extra)
+            self._release_archive(claim)
+            return False
+        return True
+
+    def _release_archive(self, claim: ArchiveClaim) -> None:
+        try:
+            with self.deps.tx() as session:
+                channel_life.release_archive(session=session, claim=claim)
+        except Exception:  # noqa: BLE001 - logged; the channel then stays unarchived
+            log.exception("claim of the archive of %s could not be put back", claim.key, extra={"incident": claim.key})
 
     def digest(self, now: datetime | None = None) -> bool:
         """The morning digest of open, non-private incidents to the announce channel (once a day)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import string
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -50,6 +51,8 @@ class Settings(BaseSettings):
     default_severity: Severity = Field(default=Severity.SEV3, alias="SITREP_DEFAULT_SEVERITY")
     timezone: str = Field(default="UTC", alias="SITREP_TIMEZONE")
     digest_time: str = Field(default="09:00", alias="SITREP_DIGEST_TIME")
+    archive_after: Annotated[timedelta | None, NoDecode] = Field(default=None, alias="SITREP_ARCHIVE_AFTER")
+    bridge_url: str | None = Field(default=None, alias="SITREP_BRIDGE_URL")
     port: int = Field(default=3000, ge=1, le=65535, alias="PORT", description="a port number from 1 to 65535")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", alias="SITREP_LOG_LEVEL", description="debug, info, warning or error"
@@ -74,6 +77,27 @@ class Settings(BaseSettings):
     @classmethod
     def _tick(cls, value: Any) -> Any:
         return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("archive_after", mode="before")
+    @classmethod
+    def _archive_after(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return None if value.strip().lower() in ("", "off") else parse_duration(value)
+        return value
+
+    @field_validator("bridge_url")
+    @classmethod
+    def _bridge(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        try:
+            fields = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+            value.format(key="INC-1", slug="x")
+        except (ValueError, IndexError, KeyError):
+            fields = {"?"}
+        if not re.match(r"https?://", value) or fields - {"key", "slug"}:
+            raise ValueError("use an http(s) URL whose only placeholders are {key} and {slug}")
+        return value
 
     @field_validator("escalation_targets", mode="before")
     @classmethod

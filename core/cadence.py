@@ -19,7 +19,7 @@ def parse_duration(text: str) -> timedelta:
     """`90s`, `15m`, `4h`, `1d` (a bare number is seconds). Raise ValueError with what is accepted."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text.lower())
     if not match or float(match.group(1)) <= 0:
-        raise ValueError(f"{text!r} is not a duration: use a positive number with s, m or h (e.g. 15m)")
+        raise ValueError(f"{text!r} is not a duration: use a positive number with s, m, h or d (e.g. 15m, 7d)")
     return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2) or "s"])
 
 

@@ -87,6 +87,10 @@ class Incident(SQLModel, table=True):
     last_update_at: datetime | None = _when(nullable=True)
     missed_reminders: int = 0
     last_reminder_at: datetime | None = _when(nullable=True)
+    # Channel archiving (SPEC §14): claimed by setting archived_at; the last message's ts, once posted, so that
+    # a retry after a failed archive call does not post it again. Both are cleared on reopen.
+    archived_at: datetime | None = _when(nullable=True)
+    archive_notice_ts: str | None = Field(default=None, max_length=32)
 
 
 class TimelineEntry(SQLModel, table=True):
@@ -136,6 +140,8 @@ class StatusUpdate(SQLModel, table=True):
     author_id: str = Field(max_length=32)
     due_at: datetime | None = _when(nullable=True)
     message_ts: str | None = Field(default=None, max_length=32)
+    # Reminders sent for it before it came (a reminder re-arms `due_at`, so this tells a late update apart).
+    reminders_before: int | None = None
 
 
 class SeverityChange(SQLModel, table=True):
@@ -201,6 +207,16 @@ class ProcessedEvent(SQLModel, table=True):
 
     event_id: str = Field(primary_key=True, max_length=64)
     received_at: datetime = _when()
+
+
+class Welcome(SQLModel, table=True):
+    """Who was welcomed into an incident channel (SPEC §14): once per person per incident, whatever the replica."""
+
+    __tablename__ = "welcomes"
+
+    incident_id: int = Field(foreign_key="incidents.id", primary_key=True, ondelete="CASCADE")
+    user_id: str = Field(primary_key=True, max_length=32)
+    welcomed_at: datetime = _when()
 
 
 class JobRun(SQLModel, table=True):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -46,6 +47,17 @@ def _due_after(now: datetime, cadence: Cadence) -> sa.ColumnElement[datetime]:
     return sa.case(whens, value=Incident.__table__.c.severity, else_=sa.null())  # type: ignore[attr-defined]
 
 
+S = TypeVar("S", bound=sa.Select[Any])
+
+
+def skip_locked(session: Session, query: S) -> S:
+    """The rows a claim selects, locked on PostgreSQL without waiting for the rows other replicas are claiming
+    (FOR UPDATE SKIP LOCKED), so that replicas claim different rows; SQLite has one writer at a time anyway."""
+    if session.get_bind().dialect.name == "postgresql":
+        return query.with_for_update(skip_locked=True)
+    return query
+
+
 def claim_due(*, session: Session, now: datetime, cadence: Cadence, limit: int = 500) -> list[Claim]:
     """Claim the incidents whose update is due, with one UPDATE ... RETURNING (FOR UPDATE SKIP LOCKED on
     PostgreSQL, so that replicas claim different rows without waiting for each other)."""
@@ -61,11 +73,9 @@ def claim_due(*, session: Session, now: datetime, cadence: Cadence, limit: int =
         .order_by(table.c.next_update_due)
         .limit(limit)
     )
-    if session.get_bind().dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
     statement = (
         sa.update(table)
-        .where(table.c.id.in_(due.scalar_subquery()))
+        .where(table.c.id.in_(skip_locked(session, due).scalar_subquery()))
         .values(
             next_update_due=_due_after(now, cadence),
             missed_reminders=table.c.missed_reminders + 1,

@@ -313,6 +313,7 @@ def post_status_update(
         text=text,
         author_id=author_id,
         due_at=incident.next_update_due,
+        reminders_before=incident.missed_reminders,
     )
     session.add(update)
     incident.phase = phase
@@ -506,6 +507,8 @@ def reopen(*, session: Session, incident: Incident, actor_id: str, now: datetime
     incident.status = IncidentStatus.OPEN
     incident.phase = Phase.INVESTIGATING
     incident.resolved_at = None
+    incident.archived_at = None  # resolved again later, the channel is archived again that much later
+    incident.archive_notice_ts = None
     incident.missed_reminders = 0
     incident.next_update_due = due_after(now, incident.severity, cadence)
     session.add(incident)

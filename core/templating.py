@@ -90,6 +90,19 @@ def escape_markdown_block(text: object) -> str:
     return "\n".join(kept)
 
 
+def escape_short(text: object, limit: int) -> str:
+    """Escaped for Slack, on one line, at most `limit` characters once escaped (cut with `…`, never inside an
+    escape such as `&amp;`), so that several texts can share one block of bounded size."""
+    value = escape_slack(" ".join(str(text or "").split()))
+    if len(value) <= limit:
+        return value
+    cut = value[: limit - 1]
+    amp = cut.rfind("&")
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut.rstrip() + "…"
+
+
 @lru_cache(maxsize=64)
 def _zone(name: str) -> tzinfo:
     if name.upper() == "UTC":
@@ -163,6 +176,7 @@ def jinja_env() -> jinja2.Environment:
     env.filters["cell"] = escape_cell
     env.filters["md"] = escape_markdown
     env.filters["md_block"] = escape_markdown_block
+    env.filters["short"] = escape_short
     env.filters["duration"] = format_optional_duration
     env.filters["when"] = format_when
     env.filters["join_words"] = join_words

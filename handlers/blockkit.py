@@ -69,11 +69,17 @@ def incident_actions(incident: Incident) -> ActionsBlock:
 
 
 def intro_blocks(
-    incident: Incident, *, roles: dict[Role, str], reasons: Sequence[str], emoji: str, tz: str
+    incident: Incident,
+    *,
+    roles: dict[Role, str],
+    reasons: Sequence[str],
+    emoji: str,
+    tz: str,
+    bridge: str | None = None,
 ) -> list[dict[str, Any]]:
     blocks: list[Block] = [
         header(f"{incident.key} {incident.severity.label}: {incident.title}"),
-        section(mrkdwn("intro", incident=incident, reasons=reasons, tz=tz)),
+        section(mrkdwn("intro", incident=incident, reasons=reasons, tz=tz, bridge=bridge)),
         section(mrkdwn("roles", roles=role_rows(roles))),
         context(mrkdwn("how_to", emoji=f":{emoji}:", due=incident.next_update_due, tz=tz)),
         incident_actions(incident),

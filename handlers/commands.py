@@ -10,7 +10,7 @@ from core import store
 from core.enums import Priority
 from core.errors import InvalidInput, InvalidState, SitrepError
 from core.models import Incident
-from handlers import blockkit, flows, modals, resolution, timeline_view
+from handlers import blockkit, catchup, flows, modals, resolution, stats, timeline_view
 from handlers.deps import Deps, deps_of
 from handlers.parse import Command, parse
 from handlers.reply import Who, guarded, reply_private
@@ -147,8 +147,21 @@ def _resolve(deps: Deps, body: dict[str, Any], who: Who, command: Command, incid
 
 
 def _reopen(deps: Deps, body: dict[str, Any], who: Who, command: Command, incident: Incident | None) -> None:
-    assert incident is not None
+    if incident is None:  # `/incident reopen INC-7` from any channel
+        incident = resolution.incident_to_reopen(deps, key=command.text, user_id=who.user_id or "")
+        resolution.reopen(deps, incident, actor_id=who.user_id or "")
+        reply_private(deps, who, f":leftwards_arrow_with_hook: {incident.key} is open again: <#{incident.channel_id}>.")
+        return
     resolution.reopen(deps, incident, actor_id=who.user_id or "")
+
+
+def _catchup(deps: Deps, body: dict[str, Any], who: Who, command: Command, incident: Incident | None) -> None:
+    assert incident is not None
+    catchup.show(deps, who, incident)
+
+
+def _stats(deps: Deps, body: dict[str, Any], who: Who, command: Command, _: Incident | None) -> None:
+    stats.show(deps, who, command.text)
 
 
 def _pir(deps: Deps, body: dict[str, Any], who: Who, command: Command, incident: Incident | None) -> None:
@@ -169,6 +182,8 @@ _HANDLERS = {
     "resolve": _resolve,
     "reopen": _reopen,
     "pir": _pir,
+    "catchup": _catchup,
+    "stats": _stats,
 }
 
 

@@ -39,6 +39,8 @@ class Config:
     timeline_emoji: tuple[str, ...]
     announce_channel: str | None
     timezone: str
+    bridge_url: str | None = None
+    """A meeting link template with {key} and {slug} (SPEC §14), bookmarked in each new incident channel."""
 
     @property
     def zone(self) -> ZoneInfo:

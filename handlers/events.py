@@ -22,6 +22,7 @@ from core.timeline_capture import (
     ts_to_datetime,
     untag_message,
 )
+from handlers.catchup import on_member_joined
 from handlers.deps import Deps
 from handlers.reply import RETRY_KEY, in_background
 
@@ -200,6 +201,7 @@ FOLLOWED: dict[str, Callable[[Deps, dict[str, Any]], None]] = {
     "reaction_removed": on_reaction,
     "pin_added": on_pin,
     "pin_removed": on_pin,
+    "member_joined_channel": on_member_joined,
 }
 
 

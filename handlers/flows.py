@@ -14,7 +14,7 @@ from slack_sdk.errors import SlackApiError
 from core import store
 from core.enums import Phase, Role, Severity
 from core.models import Incident
-from core.naming import channel_name
+from core.naming import channel_name, slugify
 from core.severity import ImpactFacts, classify
 from handlers import blockkit
 from handlers.deps import Deps
@@ -22,11 +22,12 @@ from handlers.reply import Who, reply_private
 
 log = logging.getLogger("sitrep.flows")
 
-DECLARE_STEPS = ("row", "channel", "invited", "intro", "announced", "confirmed")
+DECLARE_STEPS = ("row", "channel", "invited", "intro", "bookmarked", "announced", "confirmed")
 STEP_WORDS = {
     "channel": "creating its channel",
     "invited": "inviting you and setting the topic",
     "intro": "posting its pinned intro message",
+    "bookmarked": "bookmarking its meeting link",
     "announced": "announcing it",
     "confirmed": "confirming it to you",
 }
@@ -88,6 +89,7 @@ def finish_declare(deps: Deps, incident: Incident, who: Who) -> Incident:
         "channel": _create_channel,
         "invited": _invite_and_set_topic,
         "intro": _post_intro,
+        "bookmarked": _bookmark_bridge,
         "announced": _announce,
         "confirmed": lambda d, i: reply_private(d, who, blockkit.mrkdwn("confirmation", incident=i)),
     }
@@ -195,6 +197,7 @@ def _post_intro(deps: Deps, incident: Incident) -> None:
             reasons=incident.severity_reasons,
             emoji=deps.config.timeline_emoji[0],
             tz=deps.config.timezone,
+            bridge=bridge_url(deps, incident),
         )
         text = blockkit.fallback_text(f"{incident.key} {incident.severity.label}: {incident.title}")
         response = deps.client.chat_postMessage(channel=incident.channel_id, text=text, blocks=blocks)
@@ -205,6 +208,27 @@ def _post_intro(deps: Deps, incident: Incident) -> None:
     except SlackApiError as exc:
         if slack_error(exc) != "already_pinned":
             raise
+
+
+def bridge_url(deps: Deps, incident: Incident) -> str | None:
+    """SITREP_BRIDGE_URL with the incident's key and title slug filled in (SPEC §14), or None when unset."""
+    template = deps.config.bridge_url
+    if not template:
+        return None
+    return template.format(key=incident.key, slug=slugify(incident.title) or str(incident.id))
+
+
+def _bookmark_bridge(deps: Deps, incident: Incident) -> None:
+    """Bookmark the meeting link in the channel. A refused bookmark (e.g. the channel's limit) is logged and
+    does not hold up the declaration: the intro shows the link too."""
+    url = bridge_url(deps, incident)
+    if not url or not incident.channel_id:
+        return
+    try:
+        deps.client.bookmarks_add(channel_id=incident.channel_id, title="Incident bridge", type="link", link=url)
+    except SlackApiError as exc:
+        log.warning("could not bookmark the bridge of %s: %s", incident.key, slack_error(exc),
+                    extra={"incident": incident.key})  # fmt: skip
 
 
 def _announce(deps: Deps, incident: Incident) -> None:

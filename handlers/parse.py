@@ -13,7 +13,7 @@ from core.errors import InvalidInput
 MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 SEVERITY_WORDS = "`sev1`, `sev2`, `sev3` or `sev4`"
 ROLE_WORDS = "`commander`, `comms`, `scribe` or `ops`"
-CHANNEL_COMMANDS = ("update", "severity", "role", "note", "action", "status", "timeline", "resolve", "reopen", "pir")
+CHANNEL_COMMANDS = ("update", "severity", "role", "note", "action", "status", "timeline", "resolve", "pir", "catchup")
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,8 @@ class Command:
 
     @property
     def needs_incident_channel(self) -> bool:
-        return self.name in CHANNEL_COMMANDS
+        # `reopen INC-7` works from any channel (its channel may be archived); `reopen` alone is about this one.
+        return self.name in CHANNEL_COMMANDS or (self.name == "reopen" and not self.text)
 
 
 def parse_severity(token: str) -> Severity:
@@ -146,6 +147,24 @@ def _action(rest: str) -> Command:
     return Command("action", text=title, user_id=owner, priority=priority, due=due)
 
 
+STATS_PERIODS = ("30d", "90d", "365d")
+
+
+def _stats(rest: str) -> Command:
+    period = rest.strip().lower() or "30d"
+    if period not in STATS_PERIODS:
+        raise InvalidInput("Say over how long: `/incident stats 30d`, `/incident stats 90d` or `/incident stats 365d`.")
+    return Command("stats", text=period)
+
+
+def _reopen(rest: str) -> Command:
+    key = rest.strip()
+    if key and not re.fullmatch(r"(?i)(inc-)?\d+", key):
+        raise InvalidInput(f"`{key}` is not an incident key: use `/incident reopen INC-7`, or `/incident reopen` "
+                           "in its channel.")
+    return Command("reopen", text=key.upper())
+
+
 def _plain(name: str) -> Callable[[str], Command]:
     def parser(rest: str) -> Command:
         return Command(name, text=rest)
@@ -164,8 +183,10 @@ _PARSERS = {
     "status": _plain("status"),
     "timeline": _plain("timeline"),
     "resolve": _plain("resolve"),
-    "reopen": _plain("reopen"),
+    "reopen": _reopen,
     "pir": _plain("pir"),
     "list": _plain("list"),
+    "catchup": _plain("catchup"),
+    "stats": _stats,
     "help": _plain("help"),
 }

@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 
+from slack_sdk.errors import SlackApiError
+
 from core import store
+from core.errors import InvalidState, NotFound
 from core.incident_export import export_incident
 from core.models import Incident
 from core.pir import build_pir, render_markdown
@@ -92,7 +95,33 @@ def resolve(
     post_pir(deps, incident)
 
 
+def incident_to_reopen(deps: Deps, *, key: str, user_id: str) -> Incident:
+    """The incident `/incident reopen INC-7` names, used from any channel: reopening takes membership of its
+    channel, and a private incident shows nothing of itself (not even that it exists) to others."""
+    with deps.read() as session:
+        incident = store.incident_by_key(session=session, key=key)
+    member = bool(incident.channel_id) and flows.is_member(deps, incident.channel_id or "", user_id)
+    if not member and incident.private:
+        raise NotFound(f"There is no incident {key}.")
+    if not member:
+        raise InvalidState(f"Only members of <#{incident.channel_id}> can reopen {incident.key}.")
+    return incident
+
+
+def unarchive(deps: Deps, incident: Incident) -> None:
+    """Unarchive the incident's channel if it is archived (by sitrep after resolve, or by someone)."""
+    if not incident.channel_id:
+        return
+    if deps.client.conversations_info(channel=incident.channel_id)["channel"].get("is_archived"):
+        try:
+            deps.client.conversations_unarchive(channel=incident.channel_id)
+        except SlackApiError as exc:
+            if exc.response.get("error") != "not_archived":
+                raise
+
+
 def reopen(deps: Deps, incident: Incident, *, actor_id: str) -> None:
+    unarchive(deps, incident)  # first: what follows posts in the channel
     with deps.tx() as session:
         incident = store.reload(session=session, incident=incident)
         store.reopen(

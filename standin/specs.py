@@ -46,7 +46,6 @@ class MethodSpec:
 # Methods the fake serves that the reference data does not describe.
 EXTRA_SPECS = (
     MethodSpec("apps.connections.open", tier=1),
-    MethodSpec("conversations.open", errors=frozenset({"user_not_found"}), tier=3),
 )
 
 

@@ -12,7 +12,8 @@ ROOT = Path(__file__).parent.parent
 METHODS = ROOT / "standin" / "methods"
 # Scopes a method may be satisfied by; sitrep picks the public- and private-channel ones.
 WANTED = {"chat:write", "channels:manage", "groups:write", "channels:join", "channels:read", "groups:read",
-          "channels:history", "groups:history", "pins:write", "users:read", "files:write"}  # fmt: skip
+          "channels:history", "groups:history", "pins:write", "users:read", "files:write", "bookmarks:write",
+          "im:write"}  # fmt: skip
 EVENT_SCOPES = {
     "message.channels": {"channels:history"},
     "message.groups": {"groups:history"},
@@ -21,6 +22,7 @@ EVENT_SCOPES = {
     "pin_added": {"pins:read"},
     "pin_removed": {"pins:read"},
     "app_home_opened": set(),
+    "member_joined_channel": {"channels:read", "groups:read"},
 }
 # slack_sdk helpers that call more than one method.
 COMPOSITE = {
