@@ -22,7 +22,7 @@ from bot.settings import Settings
 from bot.slack_client import ObservedWebClient, make_client, make_webhook
 from core.clock import Clock, SystemClock
 from core.db import make_engine, session_factory, upgrade
-from handlers import actions, commands, events, home, reminders, shortcuts, timeline_view, views
+from handlers import actions, alerts, commands, events, home, reminders, shortcuts, timeline_view, views
 from handlers.deps import Config, Deps
 from handlers.reply import handle_error
 
@@ -128,7 +128,7 @@ def create_app(
 
     # Each surface registers its listeners. Bolt tries them in this order for every request, so the busiest
     # (events: every message and reaction) come first, and the catch-all for other events last.
-    for module in (events, home, commands, views, actions, shortcuts, timeline_view, reminders):
+    for module in (events, home, commands, views, actions, alerts, shortcuts, timeline_view, reminders):
         module.register(bolt)
     bolt.event(re.compile(".*"))(events.ignore)
     return Sitrep(
@@ -150,6 +150,8 @@ def handler_config(settings: Settings) -> Config:
         timeline_emoji=tuple(settings.timeline_emoji),
         announce_channel=settings.announce_channel,
         timezone=settings.timezone,
+        triage_channel=settings.triage_channel,
+        alert_severity=settings.alert_severity,
     )
 
 

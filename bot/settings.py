@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from core.alerts import DEFAULT_ALERT_SEVERITY, parse_alert_severity
 from core.cadence import DEFAULT_CADENCE_TEXT, parse_cadence, parse_duration
 from core.enums import Severity
 
@@ -50,6 +51,27 @@ class Settings(BaseSettings):
     digest_time: str = Field(default="09:00", alias="SITREP_DIGEST_TIME")
     port: int = Field(default=3000, ge=1, le=65535, alias="PORT")
     processes: int = Field(default=1, ge=1, le=64, alias="SITREP_PROCESSES")
+    # Alerts and scripts declare incidents (SPEC §13.3): each endpoint is off while its token is unset.
+    webhook_token: SecretStr | None = Field(default=None, alias="SITREP_WEBHOOK_TOKEN")
+    api_token: SecretStr | None = Field(default=None, alias="SITREP_API_TOKEN")
+    triage_channel: str | None = Field(default=None, alias="SITREP_TRIAGE_CHANNEL")
+    alert_severity: Annotated[dict[str, Severity], NoDecode] = Field(
+        default_factory=lambda: parse_alert_severity(DEFAULT_ALERT_SEVERITY), alias="SITREP_ALERT_SEVERITY"
+    )
+
+    @field_validator("webhook_token", "api_token")
+    @classmethod
+    def _bearer(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("use a random token of at least 16 characters")
+        return value
+
+    @field_validator("alert_severity", mode="before")
+    @classmethod
+    def _alert_severity(cls, value: Any) -> Any:
+        return parse_alert_severity(value) if isinstance(value, str) else value
 
     @field_validator("cadence", mode="before")
     @classmethod
@@ -94,7 +116,7 @@ class Settings(BaseSettings):
             raise ValueError("use 1 to 21 lowercase letters, digits, - or _")
         return value
 
-    @field_validator("announce_channel")
+    @field_validator("announce_channel", "triage_channel")
     @classmethod
     def _announce(cls, value: str | None) -> str | None:
         if value and not re.fullmatch(r"[CG][A-Z0-9]+", value):
@@ -144,6 +166,8 @@ class Settings(BaseSettings):
     def _http_needs_secret(self) -> Settings:
         if self.slack_app_token is None and self.slack_signing_secret is None:
             raise ValueError("SLACK_SIGNING_SECRET: required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)")
+        if self.webhook_token is not None and self.triage_channel is None:
+            raise ValueError("SITREP_TRIAGE_CHANNEL: required when SITREP_WEBHOOK_TOKEN is set (a channel id, C…)")
         return self
 
     @property
@@ -167,7 +191,7 @@ def load_settings(**overrides: Any) -> Settings:
         message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
         if error.get("type") == "missing":
             message = "required"
-        if message.startswith("SLACK_"):
+        if message.startswith(("SLACK_", "SITREP_")):
             raise SettingsError(message) from None
         raise SettingsError(f"{alias}: {message}" if alias else message) from None
 

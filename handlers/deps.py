@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,6 +39,8 @@ class Config:
     timeline_emoji: tuple[str, ...]
     announce_channel: str | None
     timezone: str
+    triage_channel: str | None = None
+    alert_severity: Mapping[str, Severity] = field(default_factory=dict)
 
     @property
     def zone(self) -> ZoneInfo:
