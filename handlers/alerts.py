@@ -8,6 +8,7 @@ and goes round again when more notifications came meanwhile, so a storm costs on
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -44,6 +45,14 @@ def receive(deps: Deps, notification: Notification) -> Recorded:
 
 
 def in_background(deps: Deps, work: Callable[[Deps, int], None], row_id: int) -> None:
+    """Run `work(deps, row_id)` in the worker pool, once for however many ask while it waits there: in a storm
+    the queued run shows the latest state of the row for all of them."""
+    queued: set[int] = deps.extra.setdefault("alert_rows_queued", set())
+    lock: threading.Lock = deps.extra.setdefault("alert_rows_lock", threading.Lock())
+    with lock:
+        if row_id in queued:
+            return
+        queued.add(row_id)
     if deps.executor is None:
         _logged(work, deps, row_id)
     else:
@@ -51,6 +60,8 @@ def in_background(deps: Deps, work: Callable[[Deps, int], None], row_id: int) ->
 
 
 def _logged(work: Callable[[Deps, int], None], deps: Deps, row_id: int) -> None:
+    with deps.extra["alert_rows_lock"]:
+        deps.extra["alert_rows_queued"].discard(row_id)
     try:
         work(deps, row_id)
     except Exception:  # noqa: BLE001 - logged; the next notification of the group tries again
