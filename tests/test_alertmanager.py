@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.hooks import WEBHOOK_TOKEN
 from tests.test_alerts import AlertBot, alert_bot, buttons, text_of
@@ -25,34 +26,20 @@ from tests.test_alerts import AlertBot, alert_bot, buttons, text_of
 pytestmark = pytest.mark.e2e
 
 BINARY = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
-CONFIG = """
-route:
-  receiver: sitrep
-  group_by: [alertname]
-  group_wait: 1s
-  group_interval: 2s
-  repeat_interval: 1h
-  routes:
-    - receiver: wrong-token
-      matchers: ['team="elsewhere"']
-receivers:
-  - name: sitrep
-    webhook_configs:
-      - url: {url}
-        send_resolved: true
-        http_config:
-          authorization:
-            type: Bearer
-            credentials: {token}
-  - name: wrong-token
-    webhook_configs:
-      - url: {url}
-        send_resolved: true
-        http_config:
-          authorization:
-            type: Bearer
-            credentials: not-the-token-0123456789
-"""
+def alertmanager_config(webhook_url: str) -> str:
+    """Alertmanager's configuration: short group_wait/group_interval, the bot as the webhook receiver, and a
+    second receiver (for alerts of team "elsewhere") that sends the wrong token."""
+
+    def receiver(name: str, token: str) -> dict[str, Any]:
+        webhook = {"url": webhook_url, "send_resolved": True,
+                   "http_config": {"authorization": {"type": "Bearer", "credentials": token}}}  # fmt: skip
+        return {"name": name, "webhook_configs": [webhook]}
+
+    elsewhere = {"receiver": "wrong-token", "matchers": ['team="elsewhere"']}
+    route = {"receiver": "sitrep", "group_by": ["alertname"], "group_wait": "1s", "group_interval": "2s",
+             "repeat_interval": "1h", "routes": [elsewhere]}  # fmt: skip
+    receivers = [receiver("sitrep", WEBHOOK_TOKEN), receiver("wrong-token", "not-the-token-0123456789")]
+    return yaml.safe_dump({"route": route, "receivers": receivers})
 
 
 def _free_port() -> int:
@@ -77,7 +64,7 @@ class Alertmanager:
         assert BINARY is not None
         self.port = _free_port()
         config = tmp / "alertmanager.yml"
-        config.write_text(CONFIG.format(url=webhook_url, token=WEBHOOK_TOKEN))
+        config.write_text(alertmanager_config(webhook_url))
         self.log = (tmp / "alertmanager.log").open("w")
         self.process = subprocess.Popen(
             [BINARY, f"--config.file={config}", f"--storage.path={tmp / 'data'}",

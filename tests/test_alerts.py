@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from bot.settings import SettingsError, load_settings
 from core import store
 from core.clock import FrozenClock
 from core.enums import EntryKind, Severity
@@ -202,3 +203,17 @@ def test_tokens_appear_in_no_log_line(database_url: str, caplog: pytest.LogCaptu
     assert any("alertmanager" in line for line in lines) and any("api_incidents" in line for line in lines)
     for secret in (WEBHOOK_TOKEN, API_TOKEN, wrong):
         assert not [line for line in lines if secret in line]
+
+
+def test_the_settings_of_alerts_name_the_variable_when_wrong() -> None:
+    base = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "SLACK_APP_TOKEN": ""}
+    settings = load_settings(**base, SITREP_ALERT_SEVERITY="critical=sev1, page=2")
+    assert settings.alert_severity == {"critical": Severity.SEV1, "page": Severity.SEV2}
+    assert load_settings(**base).alert_severity["warning"] == Severity.SEV3
+    with pytest.raises(SettingsError, match=r"^SITREP_TRIAGE_CHANNEL: required when SITREP_WEBHOOK_TOKEN"):
+        load_settings(**base, SITREP_WEBHOOK_TOKEN=WEBHOOK_TOKEN)
+    with pytest.raises(SettingsError, match=r"^SITREP_API_TOKEN: use a random token of at least 16"):
+        load_settings(**base, SITREP_API_TOKEN="short")
+    with pytest.raises(SettingsError, match=r"^SITREP_ALERT_SEVERITY: "):
+        load_settings(**base, SITREP_ALERT_SEVERITY="critical")
+    assert load_settings(**base, SITREP_API_TOKEN="").api_token is None
