@@ -18,7 +18,7 @@ from slack_sdk.models.blocks import ActionsBlock
 from bot.settings import Settings
 from core import reminders, store
 from core.reminders import Claim
-from handlers import blockkit
+from handlers import alerts, blockkit
 from handlers.deps import Deps
 
 log = logging.getLogger("sitrep.scheduler")
@@ -87,6 +87,7 @@ class Scheduler:
         every = IntervalTrigger(seconds=settings.tick.total_seconds())
         aps.add_job(self._first_tick(), every, id="tick", name="tick", max_instances=1, coalesce=True,
                     next_run_time=datetime.now(UTC))  # fmt: skip
+        aps.add_job(self._safe(self.alert_messages), every, id="alerts", name="alerts", max_instances=1, coalesce=True)
         daily = CronTrigger(hour=hour, minute=minute, timezone=settings.zone)
         for job, job_id in ((self.digest, "digest"), (self.remind_action_items, "items")):
             aps.add_job(self._safe(job), daily, id=job_id, name=job_id, max_instances=1, coalesce=True,
@@ -126,6 +127,10 @@ class Scheduler:
         return run
 
     # --- jobs ---------------------------------------------------------------------------------------
+
+    def alert_messages(self) -> int:
+        """Triage messages that fell behind their alert group (Slack failed) are brought up to date."""
+        return alerts.catch_up(self.deps)
 
     def tick(self, now: datetime | None = None) -> int:
         """Post every reminder that is due; returns how many were posted."""

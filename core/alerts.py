@@ -373,6 +373,17 @@ def finish_render(
     session.execute(sa.update(AlertGroup).where(col(AlertGroup.id) == group_id).values(**values))
 
 
+def behind(*, session: Session, now: datetime) -> list[int]:
+    """Rows whose message is behind their state and that no one is updating (Slack failed, a replica stopped)."""
+    table = AlertGroup.__table__  # type: ignore[attr-defined]
+    query = sa.select(table.c.id).where(
+        table.c.rendered_version < table.c.version,
+        table.c.summary_id.is_(None),
+        sa.or_(table.c.render_until.is_(None), table.c.render_until < now),
+    )
+    return [int(row_id) for row_id in session.execute(query.order_by(table.c.id)).scalars()]
+
+
 def members_of(*, session: Session, summary_id: int) -> list[AlertGroup]:
     query = select(AlertGroup).where(AlertGroup.summary_id == summary_id)
     return list(session.exec(query.order_by(col(AlertGroup.id))))

@@ -60,8 +60,8 @@ def in_background(deps: Deps, work: Callable[[Deps, int], None], row_id: int) ->
 
 
 def _logged(work: Callable[[Deps, int], None], deps: Deps, row_id: int) -> None:
-    with deps.extra["alert_rows_lock"]:
-        deps.extra["alert_rows_queued"].discard(row_id)
+    with deps.extra.setdefault("alert_rows_lock", threading.Lock()):
+        deps.extra.setdefault("alert_rows_queued", set()).discard(row_id)
     try:
         work(deps, row_id)
     except Exception:  # noqa: BLE001 - logged; the next notification of the group tries again
@@ -95,6 +95,15 @@ def sync(deps: Deps, row_id: int) -> None:
                 channel_id=posted[0] if posted else None,
                 ts=posted[1] if posted else None,
             )
+
+
+def catch_up(deps: Deps) -> int:
+    """Bring every message that fell behind up to date (a scheduler job); returns how many were behind."""
+    with deps.read() as session:
+        rows = core_alerts.behind(session=session, now=deps.now())
+    for row_id in rows:
+        _logged(sync, deps, row_id)
+    return len(rows)
 
 
 def _post(deps: Deps, text: str, blocks: list[dict[str, Any]]) -> tuple[str, str]:

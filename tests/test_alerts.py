@@ -217,3 +217,13 @@ def test_the_settings_of_alerts_name_the_variable_when_wrong() -> None:
     with pytest.raises(SettingsError, match=r"^SITREP_ALERT_SEVERITY: "):
         load_settings(**base, SITREP_ALERT_SEVERITY="critical")
     assert load_settings(**base, SITREP_API_TOKEN="").api_token is None
+
+
+def test_a_message_that_slack_refused_is_brought_up_to_date_by_the_scheduler(alerts: AlertBot) -> None:
+    alerts.bot.fake.fail_next("chat.postMessage", error="fatal_error")
+    alerts.send(notification("Flaky", [alert("Flaky")]))
+    assert alerts.triage_messages() == []
+    assert alerts.bot.sitrep.scheduler.alert_messages() == 1
+    [message] = alerts.triage_messages()
+    assert "*Flaky*" in text_of(message)
+    assert alerts.bot.sitrep.scheduler.alert_messages() == 0
