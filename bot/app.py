@@ -48,6 +48,23 @@ class WorkPool(ThreadPoolExecutor):
         future.add_done_callback(self._done)
         return future
 
+    def submit_later(self, delay: float, fn: Callable[..., Any], /, *args: Any) -> None:
+        """Submit `fn(*args)` in `delay` seconds; in flight from now on, so that `wait_idle` waits for it too."""
+        with self._idle:
+            self._in_flight += 1
+
+        def fire() -> None:
+            try:
+                self.submit(fn, *args)
+            except RuntimeError:  # shut down meanwhile: what was left is caught up by the next process's scheduler
+                log.warning("work scheduled for later was dropped at shutdown", extra={"work": fn.__name__})
+            finally:
+                self._done(None)
+
+        timer = threading.Timer(delay, fire)
+        timer.daemon = True
+        timer.start()
+
     def _done(self, _future: Future[Any] | None) -> None:
         with self._idle:
             self._in_flight -= 1

@@ -373,6 +373,12 @@ def finish_render(
     session.execute(sa.update(AlertGroup).where(col(AlertGroup.id) == group_id).values(**values))
 
 
+def is_behind(*, session: Session, group_id: int) -> bool:
+    table = AlertGroup.__table__  # type: ignore[attr-defined]
+    query = sa.select(table.c.rendered_version < table.c.version).where(table.c.id == group_id)
+    return bool(session.execute(query).scalar())
+
+
 def behind(*, session: Session, now: datetime) -> list[int]:
     """Rows whose message is behind their state and that no one is updating (Slack failed, a replica stopped)."""
     table = AlertGroup.__table__  # type: ignore[attr-defined]

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,6 +36,8 @@ DECLARE_ACTION = "sitrep_alert_declare"
 DISMISS_ACTION = "sitrep_alert_dismiss"
 SHOWN_ALERTS = 8
 SHOWN_GROUPS = 30
+DRAINERS = 2  # worker threads that talk to Slack about alerts at most at once
+EDIT_GAP = 1.0  # seconds between two edits of one message (Slack's chat.update allows about one a second)
 
 
 def receive(deps: Deps, notification: Notification) -> Recorded:
@@ -40,37 +45,86 @@ def receive(deps: Deps, notification: Notification) -> Recorded:
     recorded = deps.together(
         lambda session: core_alerts.record(session=session, notification=notification, now=deps.now())
     )
-    in_background(deps, sync, recorded.render_id)
+    in_background(deps, recorded.render_id)
     return recorded
 
 
-def in_background(deps: Deps, work: Callable[[Deps, int], None], row_id: int) -> None:
-    """Run `work(deps, row_id)` in the worker pool, once for however many ask while it waits there: in a storm
-    the queued run shows the latest state of the row for all of them."""
-    queued: set[int] = deps.extra.setdefault("alert_rows_queued", set())
-    lock: threading.Lock = deps.extra.setdefault("alert_rows_lock", threading.Lock())
-    with lock:
-        if row_id in queued:
+@dataclass
+class _Queue:
+    """Rows whose message is to be brought up to date, worked off by at most DRAINERS jobs of the worker pool: a
+    storm takes a few of the pool's threads (the Slack listeners keep the others) and coalesces in the queue."""
+
+    rows: deque[int] = field(default_factory=deque)
+    queued: set[int] = field(default_factory=set)
+    deferred: set[int] = field(default_factory=set)
+    edited: dict[int, float] = field(default_factory=dict)  # when each message was last edited (monotonic)
+    draining: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _queue(deps: Deps) -> _Queue:
+    queue = deps.extra.get("alert_queue")
+    return queue if isinstance(queue, _Queue) else deps.extra.setdefault("alert_queue", _Queue())
+
+
+def in_background(deps: Deps, row_id: int, *, delay: float = 0.0) -> None:
+    """Bring the row's message up to date in the background (in `delay` seconds); asking again while it waits
+    costs nothing: the run shows the latest state of the row."""
+    queue = _queue(deps)
+    later = getattr(deps.executor, "submit_later", None)
+    if delay > 0 and later is not None:
+        with queue.lock:
+            if row_id in queue.deferred or row_id in queue.queued:
+                return
+            queue.deferred.add(row_id)
+        later(delay, in_background, deps, row_id)
+        return
+    with queue.lock:
+        queue.deferred.discard(row_id)
+        if row_id not in queue.queued:
+            queue.queued.add(row_id)
+            queue.rows.append(row_id)
+        if queue.draining >= DRAINERS:
             return
-        queued.add(row_id)
+        queue.draining += 1
     if deps.executor is None:
-        _logged(work, deps, row_id)
+        _drain(deps)
     else:
-        deps.executor.submit(_logged, work, deps, row_id)
+        deps.executor.submit(_drain, deps)
 
 
-def _logged(work: Callable[[Deps, int], None], deps: Deps, row_id: int) -> None:
-    with deps.extra.setdefault("alert_rows_lock", threading.Lock()):
-        deps.extra.setdefault("alert_rows_queued", set()).discard(row_id)
-    try:
-        work(deps, row_id)
-    except Exception:  # noqa: BLE001 - logged; the next notification of the group tries again
-        log.exception("could not show alert group %s in Slack", row_id, extra={"alert_group": row_id})
+def _drain(deps: Deps) -> None:
+    queue = _queue(deps)
+    while True:
+        with queue.lock:
+            if not queue.rows:
+                queue.draining -= 1
+                return
+            row_id = queue.rows.popleft()
+            queue.queued.discard(row_id)
+        try:
+            sync(deps, row_id)
+        except Exception:  # noqa: BLE001 - logged; the scheduler's catch-up or the next notification tries again
+            log.exception("could not show alert group %s in Slack", row_id, extra={"alert_group": row_id})
+
+
+def _edit_wait(deps: Deps, row_id: int) -> float:
+    """Seconds until this process may edit the row's message again (at most one edit a message per EDIT_GAP)."""
+    last = _queue(deps).edited.get(row_id)
+    return 0.0 if last is None else max(0.0, last + EDIT_GAP - time.monotonic())
 
 
 def sync(deps: Deps, row_id: int) -> None:
-    """Bring the row's triage message up to date; returns when it is, or when someone else is updating it."""
+    """Bring the row's triage message up to date; returns when it is, when someone else is updating it, or when
+    its last edit was too recent (then it runs again once the gap has passed)."""
     while True:
+        wait = _edit_wait(deps, row_id)
+        if wait > 0:
+            with deps.read() as session:
+                behind = core_alerts.is_behind(session=session, group_id=row_id)
+            if behind:
+                in_background(deps, row_id, delay=wait)
+            return
         with deps.tx() as session:
             row = core_alerts.claim_render(session=session, group_id=row_id, now=deps.now())
             if row is None:
@@ -87,6 +141,7 @@ def sync(deps: Deps, row_id: int) -> None:
             with deps.tx() as session:
                 core_alerts.finish_render(session=session, group_id=row_id, version=None)
             raise
+        _queue(deps).edited[row_id] = time.monotonic()
         with deps.tx() as session:
             core_alerts.finish_render(
                 session=session,
@@ -102,7 +157,7 @@ def catch_up(deps: Deps) -> int:
     with deps.read() as session:
         rows = core_alerts.behind(session=session, now=deps.now())
     for row_id in rows:
-        _logged(sync, deps, row_id)
+        in_background(deps, row_id)
     return len(rows)
 
 

@@ -224,6 +224,7 @@ def test_a_message_that_slack_refused_is_brought_up_to_date_by_the_scheduler(ale
     alerts.send(notification("Flaky", [alert("Flaky")]))
     assert alerts.triage_messages() == []
     assert alerts.bot.sitrep.scheduler.alert_messages() == 1
+    alerts.bot.idle()
     [message] = alerts.triage_messages()
     assert "*Flaky*" in text_of(message)
     assert alerts.bot.sitrep.scheduler.alert_messages() == 0
