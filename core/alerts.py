@@ -267,12 +267,13 @@ def _describe(alert: Alert) -> str:
     return f"{alert.name}: {alert.summary}" if alert.summary else alert.name
 
 
-def _moment(text: str, default: datetime) -> datetime:
+def moment(text: str, default: datetime) -> datetime:
+    """An alert's RFC 3339 time (startsAt, endsAt), or `default` when it has none (Alertmanager's zero time)."""
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return default
-    return moment if moment.tzinfo is not None and moment.year > 1 else default
+    return when if when.tzinfo is not None and when.year > 1 else default
 
 
 def _alert_entry(session: Session, incident: Incident, alert: Alert, kind: EntryKind, now: datetime) -> None:
@@ -284,7 +285,7 @@ def _alert_entry(session: Session, incident: Incident, alert: Alert, kind: Entry
         text=f"Alert {'firing' if firing else 'resolved'}: {_describe(alert)}",
         actor="alertmanager",
         now=now,
-        occurred_at=min(_moment(alert.starts_at if firing else alert.ends_at, now), now),
+        occurred_at=min(moment(alert.starts_at if firing else alert.ends_at, now), now),
         source="alert",
         details={"fingerprint": alert.fingerprint, "status": alert.status},
     )

@@ -25,6 +25,7 @@ from core import alerts as core_alerts
 from core.alerts import Notification, Recorded
 from core.errors import InvalidState, NotFound
 from core.models import AlertGroup, Incident
+from core.templating import format_when
 from handlers import blockkit, modals
 from handlers.deps import Deps
 from handlers.flows import slack_error
@@ -190,7 +191,8 @@ def render(deps: Deps, session: Session, row: AlertGroup) -> tuple[str, list[dic
     notification = Notification.from_json(row.payload)
     incident = core_alerts.incident_of(session=session, group=row)
     alerts = [
-        {**vars(alert), "name": alert.name, "summary": alert.summary, "url": safe_url(alert.generator_url)}
+        {**vars(alert), "name": alert.name, "summary": alert.summary, "url": safe_url(alert.generator_url),
+         "since": format_when(core_alerts.moment(alert.starts_at, row.created_at), deps.config.timezone)}
         for alert in sorted(notification.alerts, key=lambda a: (a.status != "firing", a.starts_at))
     ]
     body = blockkit.mrkdwn(

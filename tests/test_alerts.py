@@ -70,7 +70,7 @@ def test_a_firing_group_posts_one_triage_message_edited_as_it_changes(alerts: Al
     [message] = alerts.triage_messages()
     body = text_of(message)
     assert "*Firing*" in body and "*DiskFull*: Disk 95% full on db-1" in body
-    assert "instance=db-1" in body and "severity=critical" in body and "since 2026-12-04T05:00:00Z" in body
+    assert "instance=db-1" in body and "severity=critical" in body and "since 2026-12-04 05:00 UTC" in body
     assert "<http://prometheus.example:9090/graph?g0.expr=up%7Binstance%3D%22db-1%22%7D|source>" in body
     assert "<http://alertmanager.example:9093|Alertmanager>" in body
     assert buttons(message) == ["sitrep_alert_declare", "sitrep_alert_dismiss"]
