@@ -64,21 +64,29 @@ def check_key(key: str) -> str:
     return key
 
 
-def claim_key(*, session: Session, key: str, incident: Incident, now: datetime) -> None:
-    """Record the key with the incident, in the declaring transaction: a second claim of it fails (IntegrityError)
-    and takes its incident with it, so one key never makes two incidents, whichever replica gets it."""
+def claim_key(*, session: Session, key: str, now: datetime) -> None:
+    """Take the key, first thing in the declaring transaction: a second claim of it fails (IntegrityError; on
+    PostgreSQL it waits for the first transaction to end), so one key never makes two incidents, whichever replica
+    gets it, and a refused claim has used no incident number."""
     session.execute(
         sa.delete(ApiDeclaration).where(
             col(ApiDeclaration.idempotency_key) == key, col(ApiDeclaration.created_at) <= now - KEY_LIFETIME
         )
     )
-    session.add(ApiDeclaration(idempotency_key=key, incident_id=incident.id, created_at=now))
+    session.add(ApiDeclaration(idempotency_key=key, incident_id=None, created_at=now))
     session.flush()
+
+
+def key_made(*, session: Session, key: str, incident: Incident) -> None:
+    """Record the incident the key made, in the same transaction as `claim_key`."""
+    session.execute(
+        sa.update(ApiDeclaration).where(col(ApiDeclaration.idempotency_key) == key).values(incident_id=incident.id)
+    )
 
 
 def incident_of_key(*, session: Session, key: str, now: datetime) -> Incident | None:
     """The incident a key made within the last 24 hours, if any."""
     row = session.get(ApiDeclaration, key)
-    if row is None or row.created_at <= now - KEY_LIFETIME:
+    if row is None or row.incident_id is None or row.created_at <= now - KEY_LIFETIME:
         return None
     return session.get(Incident, row.incident_id)

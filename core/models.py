@@ -250,5 +250,5 @@ class ApiDeclaration(SQLModel, table=True):
     __tablename__ = "api_declarations"
 
     idempotency_key: str = Field(primary_key=True, max_length=255)
-    incident_id: int = Field(foreign_key="incidents.id", ondelete="CASCADE")
+    incident_id: int | None = Field(default=None, foreign_key="incidents.id", ondelete="CASCADE")
     created_at: datetime = _when(index=True)

@@ -43,9 +43,13 @@ def declare(deps: Deps, request: DeclareRequest, *, key: str | None) -> Declared
     commander = commander_of(deps, request.commander_email)
     who = Who(user_id=commander or deps.bot_user_id or "sitrep", channel_id=None, response_url=None)
 
-    def claim(session: Session, incident: Incident) -> None:
+    def claim(session: Session) -> None:
         assert key is not None
-        core_api.claim_key(session=session, key=key, incident=incident, now=deps.now())
+        core_api.claim_key(session=session, key=key, now=deps.now())
+
+    def made(session: Session, incident: Incident) -> None:
+        assert key is not None
+        core_api.key_made(session=session, key=key, incident=incident)
 
     try:
         incident = flows.declare(
@@ -56,7 +60,8 @@ def declare(deps: Deps, request: DeclareRequest, *, key: str | None) -> Declared
             description=request.description,
             private=request.private,
             commander_id=commander,
-            also=claim if key else None,
+            before=claim if key else None,
+            also=made if key else None,
         )
     except IntegrityError:
         earlier = _by_key(deps, key) if key else None

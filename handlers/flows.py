@@ -60,14 +60,18 @@ def declare(
     services: Sequence[str] = (),
     impact: ImpactFacts | None = None,
     team_id: str | None = None,
+    before: Callable[[Session], None] | None = None,
     also: Callable[[Session, Incident], None] | None = None,
 ) -> Incident:
-    """Declare (SPEC §5). `also(session, incident)` runs in the transaction that stores the incident (e.g. the
-    alert group it was declared from, an API Idempotency-Key): if it raises, no incident is made."""
+    """Declare (SPEC §5). `before(session)` and `also(session, incident)` run in the transaction that stores the
+    incident, before and after it (e.g. claim an API Idempotency-Key, link the alert group it was declared from):
+    if either raises, no incident is made."""
     if who.user_id is None:
         raise ValueError("a declaration needs the declaring user")
     chosen, reasons = suggest(deps, severity=severity, impact=impact)
     with deps.tx() as session:
+        if before is not None:
+            before(session)
         incident = store.declare(
             session=session,
             title=title,

@@ -228,3 +228,33 @@ def test_a_message_that_slack_refused_is_brought_up_to_date_by_the_scheduler(ale
     [message] = alerts.triage_messages()
     assert "*Flaky*" in text_of(message)
     assert alerts.bot.sitrep.scheduler.alert_messages() == 0
+
+
+def test_two_replicas_post_a_group_once_and_make_one_incident_per_key(database_url: str) -> None:
+    """Two bots on one database (replicas behind a load balancer): the same group and the same Idempotency-Key
+    arriving at both at once still make one triage message and one incident."""
+    fake = FakeSlack().start()
+    triage = fake.add_channel("alerts", [ALICE, BOB], bot_member=True)
+    env = {"SITREP_WEBHOOK_TOKEN": WEBHOOK_TOKEN, "SITREP_TRIAGE_CHANNEL": triage, "SITREP_API_TOKEN": API_TOKEN}
+    try:
+        with running_bot(database_url, fake=fake, **env) as one, running_bot(database_url, fake=fake, **env) as two:
+            clients = [HookClient(f"http://127.0.0.1:{bot.server.port}") for bot in (one, two)]
+
+            def send(n: int) -> tuple[int, int]:
+                client = clients[n % 2]
+                grouped = client.alertmanager(notification("Shared", [alert("Shared", instance=f"h{n}")]))
+                declared = client.declare({"title": "Shared outage"}, key="both-replicas")
+                return grouped.status, declared.status
+
+            with ThreadPoolExecutor(8) as pool:
+                answers = list(pool.map(send, range(16)))
+            one.idle()
+            two.idle()
+            assert {grouped for grouped, _ in answers} == {200}
+            assert sorted(declared for _, declared in answers) == [200] * 15 + [201]
+            assert len(fake.messages(triage)) == 1
+            assert sorted(c.name for c in map(fake.channel, list(fake.channels)) if c.name.startswith("inc-")) == [
+                one.incident("INC-1").channel_name
+            ]
+    finally:
+        fake.stop()

@@ -50,7 +50,7 @@ def upgrade() -> None:
     op.create_table(
         "api_declarations",
         sa.Column("idempotency_key", sa.String(length=255), primary_key=True),
-        sa.Column("incident_id", sa.Integer(), sa.ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("incident_id", sa.Integer(), sa.ForeignKey("incidents.id", ondelete="CASCADE"), nullable=True),
         _when("created_at"),
     )
     op.create_index("ix_api_declarations_created_at", "api_declarations", ["created_at"])
