@@ -258,3 +258,14 @@ def test_two_replicas_post_a_group_once_and_make_one_incident_per_key(database_u
             ]
     finally:
         fake.stop()
+
+
+def test_a_burst_of_notifications_edits_the_message_once_with_the_last_state(alerts: AlertBot) -> None:
+    alerts.send(notification("Burst", [alert("Burst", instance="h0")]))
+    for n in range(2, 6):  # within a second of the post: one edit at most a second, showing the last of them
+        answer = alerts.hooks.alertmanager(notification("Burst", [alert("Burst", instance=f"h{i}") for i in range(n)]))
+        assert answer.status == 200
+    alerts.bot.idle()
+    [message] = alerts.triage_messages()
+    assert "5 of 5 alerts firing" in text_of(message)
+    assert len(alerts.bot.fake.calls_to("chat.update")) == 1
