@@ -25,7 +25,7 @@ from bot.settings import Settings
 from bot.slack_client import ObservedWebClient, make_client, make_webhook
 from core.clock import Clock, SystemClock
 from core.db import make_engine, session_factory, upgrade
-from handlers import actions, commands, events, home, reminders, shortcuts, timeline_view, views
+from handlers import actions, alerts, commands, events, home, reminders, shortcuts, timeline_view, views
 from handlers.deps import Config, Deps
 from handlers.reply import handle_error
 
@@ -50,6 +50,23 @@ class WorkPool(ThreadPoolExecutor):
             raise
         future.add_done_callback(self._done)
         return future
+
+    def submit_later(self, delay: float, fn: Callable[..., Any], /, *args: Any) -> None:
+        """Submit `fn(*args)` in `delay` seconds; in flight from now on, so that `wait_idle` waits for it too."""
+        with self._idle:
+            self._in_flight += 1
+
+        def fire() -> None:
+            try:
+                self.submit(fn, *args)
+            except RuntimeError:  # shut down meanwhile: what was left is caught up by the next process's scheduler
+                log.warning("work scheduled for later was dropped at shutdown", extra={"work": fn.__name__})
+            finally:
+                self._done(None)
+
+        timer = threading.Timer(delay, fire)
+        timer.daemon = True
+        timer.start()
 
     def _done(self, _future: Future[Any] | None) -> None:
         with self._idle:
@@ -153,7 +170,7 @@ def create_app(
 
     # Each surface registers its listeners. Bolt tries them in this order for every request, so the busiest
     # (events: every message and reaction) come first, and the catch-all for other events last.
-    for module in (events, home, commands, views, actions, shortcuts, timeline_view, reminders):
+    for module in (events, home, commands, views, actions, alerts, shortcuts, timeline_view, reminders):
         module.register(bolt)
     bolt.event(re.compile(".*"))(events.ignore)
     return Sitrep(
@@ -176,6 +193,8 @@ def handler_config(settings: Settings) -> Config:
         announce_channel=settings.announce_channel,
         timezone=settings.timezone,
         bridge_url=settings.bridge_url,
+        triage_channel=settings.triage_channel,
+        alert_severity=settings.alert_severity,
     )
 
 

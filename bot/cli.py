@@ -36,6 +36,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = _settings()
     secrets = [settings.slack_bot_token, settings.slack_signing_secret, settings.slack_app_token]
+    secrets += [settings.webhook_token, settings.api_token]
     configure_logging(secrets=[secret.get_secret_value() for secret in secrets if secret is not None],
                       level=settings.log_level)  # fmt: skip
     return _serve(settings, port=args.port or settings.port)

@@ -18,7 +18,7 @@ from bot.settings import Settings
 from core import channel_life, reminders, store
 from core.channel_life import ArchiveClaim
 from core.reminders import Claim
-from handlers import blockkit
+from handlers import alerts, blockkit
 from handlers.deps import Deps
 from handlers.reminders import escalation_mention, reminder_message
 
@@ -61,6 +61,7 @@ class Scheduler:
                     next_run_time=datetime.now(UTC))  # fmt: skip
         if settings.archive_after is not None:
             aps.add_job(self._safe(self.archive), every, id="archive", name="archive", max_instances=1, coalesce=True)
+        aps.add_job(self._safe(self.alert_messages), every, id="alerts", name="alerts", max_instances=1, coalesce=True)
         daily = CronTrigger(hour=hour, minute=minute, timezone=settings.zone)
         for job, job_id in ((self.digest, "digest"), (self.remind_action_items, "items")):
             aps.add_job(self._safe(job), daily, id=job_id, name=job_id, max_instances=1, coalesce=True,
@@ -100,6 +101,10 @@ class Scheduler:
         return run
 
     # --- jobs ---------------------------------------------------------------------------------------
+
+    def alert_messages(self) -> int:
+        """Triage messages that fell behind their alert group (Slack failed) are brought up to date."""
+        return alerts.catch_up(self.deps)
 
     def tick(self, now: datetime | None = None) -> int:
         """Post every reminder that is due; returns how many were posted."""

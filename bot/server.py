@@ -27,6 +27,7 @@ from waitress import wasyncore
 from waitress.server import create_server
 
 from bot.app import Sitrep
+from bot.hooks import Hooks
 from bot.observability import Metrics, RequestLog, describe_payload
 from core.db import is_up_to_date
 
@@ -92,6 +93,7 @@ class WsgiApp:
         self.secret = secret.get_secret_value().encode() if secret else None
         self.metrics: Metrics = sitrep.deps.metrics
         self.requests = request_log(sitrep)
+        self.hooks = Hooks(sitrep)  # other systems' endpoints, served in Socket Mode too
         self._healthy_until = 0.0
 
     def healthy(self) -> bool:
@@ -121,6 +123,8 @@ class WsgiApp:
         if path == "/metrics" and method == "GET":
             start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
             return [self.metrics.exposition()]
+        if self.hooks.handles(path, method):
+            return self.hooks(environ, start_response)
         if not self.slack_events:
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"not found: this process takes Slack's requests over Socket Mode\n"]

@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from core.alerts import DEFAULT_ALERT_SEVERITY, parse_alert_severity
 from core.cadence import DEFAULT_CADENCE_TEXT, parse_cadence, parse_duration
 from core.enums import Severity
 
@@ -67,6 +68,27 @@ class Settings(BaseSettings):
     @classmethod
     def _log_level(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
+    # Alerts and scripts declare incidents (SPEC §13.3): each endpoint is off while its token is unset.
+    webhook_token: SecretStr | None = Field(default=None, alias="SITREP_WEBHOOK_TOKEN")
+    api_token: SecretStr | None = Field(default=None, alias="SITREP_API_TOKEN")
+    triage_channel: str | None = Field(default=None, alias="SITREP_TRIAGE_CHANNEL")
+    alert_severity: Annotated[dict[str, Severity], NoDecode] = Field(
+        default_factory=lambda: parse_alert_severity(DEFAULT_ALERT_SEVERITY), alias="SITREP_ALERT_SEVERITY"
+    )
+
+    @field_validator("webhook_token", "api_token")
+    @classmethod
+    def _bearer(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("use a random token of at least 16 characters")
+        return value
+
+    @field_validator("alert_severity", mode="before")
+    @classmethod
+    def _alert_severity(cls, value: Any) -> Any:
+        return parse_alert_severity(value) if isinstance(value, str) else value
 
     @field_validator("cadence", mode="before")
     @classmethod
@@ -132,7 +154,7 @@ class Settings(BaseSettings):
             raise ValueError("use 1 to 21 lowercase letters, digits, - or _")
         return value
 
-    @field_validator("announce_channel")
+    @field_validator("announce_channel", "triage_channel")
     @classmethod
     def _announce(cls, value: str | None) -> str | None:
         if value and not re.fullmatch(r"[CG][A-Z0-9]+", value):
@@ -187,6 +209,8 @@ class Settings(BaseSettings):
     def _http_needs_secret(self) -> Settings:
         if self.slack_app_token is None and self.slack_signing_secret is None:
             raise ValueError("SLACK_SIGNING_SECRET: required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)")
+        if self.webhook_token is not None and self.triage_channel is None:
+            raise ValueError("SITREP_TRIAGE_CHANNEL: required when SITREP_WEBHOOK_TOKEN is set (a channel id, C…)")
         return self
 
     @property
@@ -213,7 +237,7 @@ def load_settings(**overrides: Any) -> Settings:
             message = "required"
         elif error.get("type") != "value_error" and accepts:  # pydantic's words say what is wrong, not what is right
             message = f"use {accepts} (not {error.get('input')!r})"
-        if message.startswith("SLACK_"):
+        if message.startswith(("SLACK_", "SITREP_")):
             raise SettingsError(message) from None
         raise SettingsError(f"{alias}: {message}" if alias else message) from None
 

@@ -24,3 +24,11 @@ class NotFound(SitrepError):
 
 class InvalidState(SitrepError):
     """The incident is not in a state that allows this (e.g. resolving a resolved incident)."""
+
+
+class BadPayload(InvalidInput):
+    """A request body from outside (a webhook, the API) without the expected shape; `field` names where."""
+
+    def __init__(self, field_name: str, problem: str) -> None:
+        super().__init__(f"{field_name}: {problem}")
+        self.field = field_name

@@ -227,3 +227,44 @@ class JobRun(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=64)
     run_key: str = Field(primary_key=True, max_length=64)
     claimed_at: datetime = _when()
+
+
+class AlertGroup(SQLModel, table=True):
+    """One Alertmanager alert group (by its groupKey) and its one triage message (SPEC §13.3).
+
+    `version` counts the notifications stored; `rendered_version` is the one the triage message shows. Whoever
+    holds `render_until` (a lease, claimed by a conditional UPDATE) edits the message, so that notifications
+    arriving together post it once and edit it in order. A summary row (`kind` "summary", one per minute of a
+    flood) is the message that sums up the groups beyond the limit of new triage messages a minute."""
+
+    __tablename__ = "alert_groups"
+
+    id: int | None = Field(default=None, primary_key=True)
+    group_hash: str = Field(max_length=64, unique=True)
+    group_key: str = ""
+    kind: str = Field(default="group", max_length=16)
+    status: str = Field(default="firing", max_length=16)
+    receiver: str = Field(default="", max_length=255)
+    payload: dict[str, Any] = _json(dict)
+    # Each alert's last status by fingerprint, so that a linked incident gets an entry per change.
+    alert_states: dict[str, str] = _json(dict)
+    version: int = 0
+    rendered_version: int = 0
+    render_until: datetime | None = _when(nullable=True)
+    channel_id: str | None = Field(default=None, max_length=32)
+    message_ts: str | None = Field(default=None, max_length=32)
+    summary_id: int | None = Field(default=None, foreign_key="alert_groups.id", index=True)
+    incident_id: int | None = Field(default=None, foreign_key="incidents.id", index=True, ondelete="SET NULL")
+    dismissed_by: str | None = Field(default=None, max_length=32)
+    created_at: datetime = _when(index=True)
+    updated_at: datetime = _when()
+
+
+class ApiDeclaration(SQLModel, table=True):
+    """An Idempotency-Key of POST /api/incidents and the incident it made (stored in the declaring transaction)."""
+
+    __tablename__ = "api_declarations"
+
+    idempotency_key: str = Field(primary_key=True, max_length=255)
+    incident_id: int | None = Field(default=None, foreign_key="incidents.id", ondelete="CASCADE")
+    created_at: datetime = _when(index=True)

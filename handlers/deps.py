@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -41,6 +41,8 @@ class Config:
     timezone: str
     bridge_url: str | None = None
     """A meeting link template with {key} and {slug} (SPEC §14), bookmarked in each new incident channel."""
+    triage_channel: str | None = None
+    alert_severity: Mapping[str, Severity] = field(default_factory=dict)
 
     @property
     def zone(self) -> ZoneInfo:

@@ -6,10 +6,11 @@ one WebClient for Slack, and never parse payloads themselves."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from slack_sdk.errors import SlackApiError
+from sqlmodel import Session
 
 from core import store
 from core.enums import Phase, Role, Severity
@@ -60,11 +61,18 @@ def declare(
     services: Sequence[str] = (),
     impact: ImpactFacts | None = None,
     team_id: str | None = None,
+    before: Callable[[Session], None] | None = None,
+    also: Callable[[Session, Incident], None] | None = None,
 ) -> Incident:
+    """Declare (SPEC §5). `before(session)` and `also(session, incident)` run in the transaction that stores the
+    incident, before and after it (e.g. claim an API Idempotency-Key, link the alert group it was declared from):
+    if either raises, no incident is made."""
     if who.user_id is None:
         raise ValueError("a declaration needs the declaring user")
     chosen, reasons = suggest(deps, severity=severity, impact=impact)
     with deps.tx() as session:
+        if before is not None:
+            before(session)
         incident = store.declare(
             session=session,
             title=title,
@@ -80,6 +88,8 @@ def declare(
             now=deps.now(),
             cadence=deps.config.cadence,
         )
+        if also is not None:
+            also(session, incident)
     return finish_declare(deps, incident, who)
 
 
@@ -91,7 +101,7 @@ def finish_declare(deps: Deps, incident: Incident, who: Who) -> Incident:
         "intro": _post_intro,
         "bookmarked": _bookmark_bridge,
         "announced": _announce,
-        "confirmed": lambda d, i: reply_private(d, who, blockkit.mrkdwn("confirmation", incident=i)),
+        "confirmed": lambda d, i: _confirm(d, i, who),
     }
     done = DECLARE_STEPS.index(incident.declare_step)
     for name in DECLARE_STEPS[done + 1 :]:
@@ -109,6 +119,11 @@ def finish_declare(deps: Deps, incident: Incident, who: Who) -> Incident:
             return incident
         _save(deps, incident, declare_step=name, declare_error=None)
     return incident
+
+
+def _confirm(deps: Deps, incident: Incident, who: Who) -> None:
+    if who.user_id != deps.bot_user_id:  # declared through the API with no person behind it: no one to tell
+        reply_private(deps, who, blockkit.mrkdwn("confirmation", incident=incident))
 
 
 def resume_declarations(deps: Deps) -> list[str]:

@@ -59,19 +59,38 @@ def _severity_select(initial: Severity | None = None, *, optional: bool) -> Inpu
     )
 
 
-def declare_view(*, channel_id: str | None, suggestion: str | None = None) -> dict[str, Any]:
+def declare_view(
+    *,
+    channel_id: str | None,
+    suggestion: str | None = None,
+    title: str | None = None,
+    severity: Severity | None = None,
+    description: str | None = None,
+    alert_group: int | None = None,
+) -> dict[str, Any]:
+    """The declare form; prefilled (title, severity, description) when declaring from an alert group."""
     blocks: list[Any] = [
         InputBlock(
             block_id="title",
             label="Title",
-            element=PlainTextInputElement(action_id="title", max_length=150, placeholder="Checkout errors in EU"),
+            element=PlainTextInputElement(
+                action_id="title",
+                max_length=150,
+                placeholder="Checkout errors in EU",
+                initial_value=title[:150] if title else None,
+            ),
         ),
-        _severity_select(optional=True),
+        _severity_select(severity, optional=True),
         InputBlock(
             block_id="description",
             label="What is happening?",
             optional=True,
-            element=PlainTextInputElement(action_id="description", multiline=True, max_length=2500),
+            element=PlainTextInputElement(
+                action_id="description",
+                multiline=True,
+                max_length=2500,
+                initial_value=description[:2500] if description else None,
+            ),
         ),
         InputBlock(
             block_id="services",
@@ -117,7 +136,7 @@ def declare_view(*, channel_id: str | None, suggestion: str | None = None) -> di
         title="Declare an incident",
         submit="Declare",
         close="Cancel",
-        private_metadata=json.dumps({"channel_id": channel_id}),
+        private_metadata=json.dumps({"channel_id": channel_id} | ({"alert_group": alert_group} if alert_group else {})),
         blocks=blocks,
     )
     return view.to_dict()

@@ -9,7 +9,7 @@ from slack_bolt import Ack, App
 from core import store
 from core.enums import Phase, Severity
 from core.models import Incident
-from handlers import flows, modals, resolution
+from handlers import alerts, flows, modals, resolution
 from handlers.deps import Deps
 from handlers.reply import Who, after_ack, guarded
 
@@ -27,9 +27,13 @@ def ack_declare(ack: Ack, view: dict[str, Any]) -> None:
 def run_declare(deps: Deps, body: dict[str, Any]) -> None:
     view = body["view"]
     values = modals.declare_from_state(view["state"]["values"])
-    channel = modals.metadata(view).get("channel_id")
-    who = Who(user_id=body["user"]["id"], channel_id=channel, response_url=None)
-    flows.declare(deps, who, team_id=(body.get("team") or {}).get("id"), **values)
+    meta = modals.metadata(view)
+    who = Who(user_id=body["user"]["id"], channel_id=meta.get("channel_id"), response_url=None)
+    group = meta.get("alert_group") if isinstance(meta.get("alert_group"), int) else None
+    also = alerts.linker(deps, group) if group else None
+    flows.declare(deps, who, team_id=(body.get("team") or {}).get("id"), also=also, **values)
+    if group:
+        alerts.refresh(deps, group)
 
 
 def ack_impact_changed(ack: Ack) -> None:
@@ -45,10 +49,9 @@ def run_impact_changed(deps: Deps, body: dict[str, Any]) -> None:
     impact = modals.impact_from_state(values)
     severity, reasons = flows.suggest(deps, severity=None, impact=impact)
     text = modals.suggestion_text(severity, [r.removeprefix("suggested: ") for r in reasons])
-    channel = modals.metadata(view).get("channel_id")
-    deps.client.views_update(
-        view_id=view["id"], hash=view.get("hash"), view=modals.declare_view(channel_id=channel, suggestion=text)
-    )
+    meta = modals.metadata(view)
+    again = modals.declare_view(channel_id=meta.get("channel_id"), suggestion=text, alert_group=meta.get("alert_group"))
+    deps.client.views_update(view_id=view["id"], hash=view.get("hash"), view=again)
 
 
 def _incident_of(deps: Deps, view: dict[str, Any]) -> Incident:
