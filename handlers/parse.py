@@ -14,7 +14,9 @@ MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 SEVERITY_WORDS = "`sev1`, `sev2`, `sev3` or `sev4`"
 ROLE_WORDS = "`commander`, `comms`, `scribe` or `ops`"
 PHASE_WORDS = "`investigating`, `identified` or `monitoring`"
-CHANNEL_COMMANDS = ("update", "severity", "role", "note", "action", "status", "timeline", "resolve", "reopen", "pir")
+CHANNEL_COMMANDS = (
+    "update", "severity", "role", "note", "action", "status", "timeline", "resolve", "reopen", "pir", "page",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -168,5 +170,7 @@ _PARSERS = {
     "reopen": _plain("reopen"),
     "pir": _plain("pir"),
     "list": _plain("list"),
+    "page": _plain("page"),
+    "oncall": _plain("oncall"),
     "help": _plain("help"),
 }
