@@ -132,13 +132,13 @@ class PagerDutyRest:
         if not self.escalation_policy:
             return []
         params = {"escalation_policy_ids": [self.escalation_policy], "include": ["users"]}
-        with self._client() as client:
-            return people_on_call(list(client.iter_all("oncalls", params=params)))
+        with self._client() as api:
+            return people_on_call(list(api.iter_all("oncalls", params=params)))
 
     def incident_key(self, incident_id: str) -> str | None:
         try:
-            with self._client() as client:
-                incident = client.rget(f"incidents/{incident_id}")
+            with self._client() as api:
+                incident = api.rget(f"incidents/{incident_id}")
         except PagerDutyError as error:
             log.warning("PagerDuty incident %s could not be read: %s", incident_id, type(error).__name__)
             return None
