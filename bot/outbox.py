@@ -44,6 +44,9 @@ class OutboxWorker:
         """Send every row that is due; returns how many the remotes accepted."""
         now = now or self.deps.now()
         accepted = 0
+        with self.deps.read() as session:
+            if not outbox.any_due(session=session, now=now):
+                return 0
         for _ in range(ROUNDS):
             with self.deps.tx() as session:
                 claimed = outbox.claim(session=session, now=now, limit=self.batch)
