@@ -357,6 +357,11 @@ def test_webhook_events_become_timeline_entries_or_triage(
         ]
         posted = texts(bot, triage)
         assert len(posted) == 1 and "PagerDuty #7 triggered:* Disk &lt;full&gt;" in posted[0]
+        slack.fail_next("chat.postMessage", error="internal_error")  # not posted: 5xx, and the retry posts
+        body = event("EV7", "incident.triggered", pd_incident("other-key", number=8, title="Queue stuck"))
+        assert webhook(bot, body, sign(body))[0] == 500
+        assert webhook(bot, body, sign(body))[0] == 202
+        assert sum("Queue stuck" in t for t in texts(bot, triage)) == 1
         assert "Payments API" in posted[0]
         assert "<https://x.pagerduty.com/incidents/PINC1|open in PagerDuty>" in posted[0]
         assert webhook(bot, b"{not json", sign(b"{not json"))[0] == 202  # signed but not understood: no retry
