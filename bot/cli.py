@@ -35,10 +35,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bot.observability import configure_logging
 
     settings = _settings()
-    secrets = [settings.slack_bot_token, settings.slack_signing_secret, settings.slack_app_token]
-    secrets += [settings.webhook_token, settings.api_token]
-    configure_logging(secrets=[secret.get_secret_value() for secret in secrets if secret is not None],
-                      level=settings.log_level)  # fmt: skip
+    configure_logging(secrets=settings.secret_values(), level=settings.log_level)
     return _serve(settings, port=args.port or settings.port)
 
 

@@ -29,6 +29,7 @@ from waitress.server import create_server
 from bot.app import Sitrep
 from bot.hooks import Hooks
 from bot.observability import Metrics, RequestLog, describe_payload
+from bot.pagerduty_hook import PagerDutyHook
 from core.db import is_up_to_date
 
 log = logging.getLogger("sitrep.server")
@@ -93,8 +94,13 @@ class WsgiApp:
         self.secret = secret.get_secret_value().encode() if secret else None
         self.metrics: Metrics = sitrep.deps.metrics
         self.requests = request_log(sitrep)
-        self.hooks = Hooks(sitrep)  # other systems' endpoints, served in Socket Mode too
         self._healthy_until = 0.0
+        # Other systems' endpoints, served in Socket Mode too: (method, path) -> WSGI app.
+        tokened = Hooks(sitrep)  # Alertmanager and the API, with bearer tokens
+        self.hooks: dict[tuple[str, str], Callable[[dict[str, Any], StartResponse], Iterable[bytes]]] = {
+            **{("POST", path): tokened for path in tokened.routes},
+            ("POST", "/hooks/pagerduty"): PagerDutyHook(sitrep),  # signed by PagerDuty
+        }
 
     def healthy(self) -> bool:
         """The database is reachable and migrated; asked at most every 5 s, and a database that does not answer
@@ -123,8 +129,9 @@ class WsgiApp:
         if path == "/metrics" and method == "GET":
             start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
             return [self.metrics.exposition()]
-        if self.hooks.handles(path, method):
-            return self.hooks(environ, start_response)
+        hook = self.hooks.get((method, path))
+        if hook is not None:
+            return hook(environ, start_response)
         if not self.slack_events:
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"not found: this process takes Slack's requests over Socket Mode\n"]

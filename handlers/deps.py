@@ -22,6 +22,7 @@ from core.cadence import Cadence
 from core.clock import Clock
 from core.db import GroupCommit, Within, reading, transaction
 from core.enums import Severity
+from core.paging import OnCallSource, Paging
 from core.timeline_capture import Tagging, tag_messages
 from handlers.messages import MessageReader
 
@@ -43,6 +44,8 @@ class Config:
     """A meeting link template with {key} and {slug} (SPEC §14), bookmarked in each new incident channel."""
     triage_channel: str | None = None
     alert_severity: Mapping[str, Severity] = field(default_factory=dict)
+    paging: Paging = Paging()
+    escalation_policy: str | None = None
 
     @property
     def zone(self) -> ZoneInfo:
@@ -61,6 +64,8 @@ class Deps:
     team_url: str | None = None
     metrics: Any = None
     executor: Executor | None = None
+    oncall: OnCallSource | None = None
+    """Who is on call in PagerDuty (None when PAGERDUTY_API_TOKEN or PAGERDUTY_ESCALATION_POLICY is unset)."""
     extra: dict[str, Any] = field(default_factory=dict)
     group_commit: GroupCommit = field(init=False, repr=False)
     messages: MessageReader = field(init=False, repr=False)

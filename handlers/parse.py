@@ -13,7 +13,9 @@ from core.errors import InvalidInput
 MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 SEVERITY_WORDS = "`sev1`, `sev2`, `sev3` or `sev4`"
 ROLE_WORDS = "`commander`, `comms`, `scribe` or `ops`"
-CHANNEL_COMMANDS = ("update", "severity", "role", "note", "action", "status", "timeline", "resolve", "pir", "catchup")
+CHANNEL_COMMANDS = (
+    "update", "severity", "role", "note", "action", "status", "timeline", "resolve", "pir", "catchup", "page",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -188,5 +190,7 @@ _PARSERS = {
     "list": _plain("list"),
     "catchup": _plain("catchup"),
     "stats": _stats,
+    "page": _plain("page"),
+    "oncall": _plain("oncall"),
     "help": _plain("help"),
 }
