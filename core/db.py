@@ -189,12 +189,15 @@ class Within:
                         return
                 continue
             try:
-                future.set_result(look())
-            except BaseException as error:  # noqa: BLE001 - handed to the callers
+                result, error = look(), None
+            except BaseException as exc:  # noqa: BLE001 - handed to the callers
+                result, error = None, exc
+            with self._lock:  # off the list before answering: whoever got an answer finds the key free
+                self._pending.pop(key, None)
+            if error is not None:
                 future.set_exception(error)
-            finally:
-                with self._lock:
-                    self._pending.pop(key, None)
+            else:
+                future.set_result(result)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -352,6 +352,7 @@ def test_within_answers_in_time_or_none_and_a_stuck_look_up_is_shared_not_repeat
     assert time.monotonic() - started < 2.0
     assert runs == ["stuck", "stuck"]  # "a" asked twice, looked up once
     release.set()
-    assert within.call("e", lambda: 5, 5.0) == 5  # the threads are free again
+    assert within.call("a", stuck, 5.0) == 1 and within.call("b", stuck, 5.0) == 1
+    assert within.call("e", lambda: 5, 5.0) == 5  # the threads and the backlog are free again
     with pytest.raises(ZeroDivisionError):
         within.call("d", lambda: 1 // 0, 5.0)
