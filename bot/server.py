@@ -144,7 +144,9 @@ class WsgiApp:
             body = self.verified_body(environ)
         except Refusal as refusal:
             text = f"{HTTPStatus(refusal.status).phrase}\n".encode()
-            return Answer(refusal.status, [("Content-Type", "text/plain")], text, {"type": "unknown"})
+            return Answer(
+                refusal.status, [("Content-Type", "text/plain")], text, {"type": "unknown", "reason": str(refusal)}
+            )
         try:
             payload = parse(body, environ.get("CONTENT_TYPE", ""))
         except ValueError as error:
