@@ -153,12 +153,15 @@ class Within:
                         return
                 continue
             try:
-                future.set_result(look())
-            except BaseException as error:  # noqa: BLE001 - handed to the callers
+                result, error = look(), None
+            except BaseException as exc:  # noqa: BLE001 - handed to the callers
+                result, error = None, exc
+            with self._lock:  # off the list before answering: whoever got an answer finds the key free
+                self._pending.pop(key, None)
+            if error is not None:
                 future.set_exception(error)
-            finally:
-                with self._lock:
-                    self._pending.pop(key, None)
+            else:
+                future.set_result(result)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -329,7 +332,7 @@ def numbered(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {f"{key}_{n}": value for n, row in enumerate(rows) for key, value in row.items()}
 
 
-def _alembic_config(engine: Engine) -> Config:
+def _alembic_config(engine: Engine | None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(resources.files("migrations")))
     config.attributes["engine"] = engine
@@ -367,9 +370,14 @@ def upgrade(engine: Engine) -> None:
         command.upgrade(_alembic_config(engine), "head")
 
 
+@lru_cache(maxsize=1)
+def _newest_migrations() -> frozenset[str]:
+    """The heads of the migrations shipped (read once: reading every script took /healthz most of its time)."""
+    return frozenset(ScriptDirectory.from_config(_alembic_config(None)).get_heads())
+
+
 def is_up_to_date(engine: Engine) -> bool:
     """True when the database is reachable and at the newest migration."""
-    script = ScriptDirectory.from_config(_alembic_config(engine))
     with engine.connect() as connection:
         current = MigrationContext.configure(connection).get_current_heads()
-    return set(current) == set(script.get_heads())
+    return set(current) == _newest_migrations()

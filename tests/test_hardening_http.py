@@ -330,3 +330,29 @@ def test_the_library_internals_we_lean_on_are_where_we_checked_them() -> None:
     assert inspect.signature(BaseClient._perform_urllib_http_request_internal).parameters.keys() == {
         "self", "url", "req"
     }  # fmt: skip
+
+
+def test_within_answers_in_time_or_none_and_a_stuck_look_up_is_shared_not_repeated() -> None:
+    from core.db import Within
+
+    within = Within(threads=2, backlog=2)
+    assert within.call("quick", lambda: 7, 5.0) == 7
+    release = threading.Event()
+    runs: list[str] = []
+
+    def stuck() -> int:
+        runs.append("stuck")
+        release.wait(10)
+        return 1
+
+    started = time.monotonic()
+    assert within.call("a", stuck, 0.1) is None and within.call("a", stuck, 0.1) is None
+    assert within.call("b", stuck, 0.1) is None  # the second thread, stuck too
+    assert within.call("c", lambda: 3, 5.0) is None  # two keys wait already: no third, answered at once
+    assert time.monotonic() - started < 2.0
+    assert runs == ["stuck", "stuck"]  # "a" asked twice, looked up once
+    release.set()
+    assert within.call("a", stuck, 5.0) == 1 and within.call("b", stuck, 5.0) == 1
+    assert within.call("e", lambda: 5, 5.0) == 5  # the threads and the backlog are free again
+    with pytest.raises(ZeroDivisionError):
+        within.call("d", lambda: 1 // 0, 5.0)
