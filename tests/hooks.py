@@ -42,7 +42,10 @@ class HookClient:
         for attempt in (1, 2):
             conn = self._connection()
             try:
-                conn.request("POST", path, body=data, headers=sent)
+                try:
+                    conn.request("POST", path, body=data, headers=sent)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the bot may answer before it reads a body it refuses (413): read that answer
                 response = conn.getresponse()
                 raw = response.read()
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
