@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -294,7 +295,9 @@ class FakePagerDuty:
         })  # fmt: skip
 
 
+@contextmanager
 def running() -> Iterator[FakePagerDuty]:
+    """A started stand-in, stopped on leaving."""
     fake = FakePagerDuty().start()
     try:
         yield fake
