@@ -178,9 +178,10 @@ def play(bot: LocalBot, fake: FakeSlack, clock: FrozenClock, say: Transcript) ->
         action()
         assert bot.sitrep.executor.wait_idle(30), "the bot did not finish in time"
         say.bot_posts()
-        # The outbox worker (every 2 s in a running bot) delivers what the step queued, on the story's clock.
-        if bot.sitrep.outbox.deliver(clock.now()) or say.pagerduty and len(say.pagerduty.requests) > say.pages_seen:
-            say.bot_posts()
+        # The outbox worker (every 2 s in a running bot) delivers what the step queued, on the story's clock; what
+        # PagerDuty got, and what the bot said about it, follow.
+        bot.sitrep.outbox.deliver(clock.now())
+        say.bot_posts()
 
     def alertmanager(payload: dict[str, Any]) -> None:
         answer = hooks.alertmanager(payload, token=WEBHOOK_TOKEN)
