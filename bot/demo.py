@@ -31,7 +31,7 @@ from standin.pagerduty import running as running_pagerduty
 
 PEOPLE = {"U0JANE": "jane", "U0ALICE": "alice", "U0BOB": "bob", "U0CAROL": "carol", "U0DAN": "dan"}
 JANE, ALICE, BOB, CAROL, DAN = PEOPLE
-FILED = {"reaction", "pin", "shortcut", "alert"}  # timeline entries made by tagging a message, or by an alert
+TAGGED = {"reaction", "pin", "shortcut"}  # timeline entries people made by tagging a message
 LINK = re.compile(r"<https?://[^|>]+\|([^>]+)>")  # a link as Slack shows it: its words
 WEBHOOK_TOKEN = "demo-webhook-token-0123456789"  # the demo's bearer token of /hooks/alertmanager
 
@@ -150,7 +150,7 @@ class Transcript:
             kind = entry.kind.value.replace("_", " ")
             if entry.source == "alert":  # one per alert of the group: alike ones are said once
                 lines.append(f"files the alert in the timeline as {kind}, at {entry.occurred_at:%H:%M}: {entry.text}")
-            elif entry.source in FILED:
+            elif entry.source in TAGGED:
                 lines.append(f"files it in the timeline as {kind}, at {entry.occurred_at:%H:%M}")
         for line in dict.fromkeys(lines):
             print(f"  sitrep {line}", file=self.out)
