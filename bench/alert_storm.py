@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from standin.hooks import WEBHOOK_TOKEN, HookClient, alert, notification  # noqa: E402
 from tests.fakeslack import FakeSlack  # noqa: E402
 from tests.harness import ALICE, running_bot  # noqa: E402
-from tests.hooks import WEBHOOK_TOKEN, HookClient, alert, notification  # noqa: E402
 
 
 def percentile(values: list[float], share: float) -> float:

@@ -317,7 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the bot (Socket Mode when SLACK_APP_TOKEN is set, else HTTP)")
     run.add_argument("--port", type=int, default=None, help="HTTP port (default: PORT or 3000)")
     run.set_defaults(func=cmd_run)
-    demo = sub.add_parser("demo", help="play a scripted incident against a local stand-in for Slack (no tokens)")
+    demo = sub.add_parser("demo", help="play a scripted incident against local stand-ins for Slack, Alertmanager "
+                                       "and PagerDuty (no tokens)")
     demo.add_argument("--keep", metavar="FILE", default=None,
                       help="leave the demo's SQLite database in FILE (new), for `sitrep export` and `sitrep pir`")
     demo.set_defaults(func=cmd_demo)

@@ -1,10 +1,12 @@
-"""Issue 6: `sitrep demo` plays a whole incident with no workspace, no tokens and no network, ending with a PIR."""
+"""Issue 6: `sitrep demo` plays a whole incident with no workspace, no tokens and no network, ending with a PIR;
+issue 14.5: the incident comes from an Alertmanager alert and pages PagerDuty (local stand-ins)."""
 
 from __future__ import annotations
 
 import html
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -61,7 +63,7 @@ def test_keep_refuses_a_file_that_exists(tmp_path: Path) -> None:
 
 def test_the_demo_runs_without_tokens_and_ends_with_a_pir(transcript: str) -> None:
     text = transcript
-    assert "jane: /incident declare sev2 Payment service degradation" in text
+    assert "jane: submits the declare form as prefilled" in text
     assert "sitrep (only to @jane): INC-1 declared as SEV2" in text
     assert "sitrep uploaded INC-1-pir.md" in text
     story = text.split("The post-incident review sitrep posted", 1)[0]
@@ -93,3 +95,74 @@ def test_the_readme_transcript_is_what_the_demo_prints(transcript: str) -> None:
         found = next((i for i in range(at, len(demo)) if pattern.match(demo[i])), None)
         assert found is not None, f"not in the demo's output (after line {at}): {line}"
         at = found + 1
+
+
+def steps(transcript: str) -> dict[str, str]:
+    """The story's steps: what someone did (the line) -> everything printed until the next step."""
+    story = transcript.split("The post-incident review sitrep posted", 1)[0]
+    found = {}
+    for chunk in story.split("\n\n")[1:]:
+        did, _, said = chunk.partition("\n")
+        found[did] = said
+    return found
+
+
+def test_an_alert_from_alertmanager_becomes_the_incident(transcript: str) -> None:
+    """Alertmanager's notification (over HTTP, with the demo's bearer token) posts one triage message; Jane's
+    Declare opens the form prefilled from the alert; submitting it declares INC-1 and links the alert group."""
+    story = steps(transcript)
+    alert = story["(Alertmanager posts to /hooks/alertmanager: PaymentErrors is firing on payments-api-1 and -2)"]
+    assert alert.startswith("  sitrep in #alerts: :rotating_light: *Firing* · 2 of 2 alerts firing · Alertmanager\n")
+    assert alert.count(":red_circle: *PaymentErrors*: Payment service degradation") == 2
+    assert "instance=payments-api-2 · severity=critical" in alert and alert.rstrip().endswith("[Declare] [Dismiss]")
+    assert story["jane: presses [Declare] on the alert"] == (
+        '  sitrep opens the declare form for @jane, prefilled from the alert: SEV2 "Payment service degradation"')
+    declared = story["jane: submits the declare form as prefilled"]
+    assert "sitrep in #incidents: :rotating_light: *INC-1* SEV2: Payment service degradation" in declared
+    assert re.search(r"  sitrep edits its message in #alerts: .*\n      :link: Declared as \*INC-1\* · "
+                     r"#inc-\d+-payment-service-degradation: its timeline gets this group's changes\.\n", declared)
+    assert "sitrep files the alert in the timeline as trigger, at" in declared
+    resolved = story["(Alertmanager posts to /hooks/alertmanager: PaymentErrors is resolved)"]
+    assert resolved.startswith("  sitrep edits its message in #alerts: :white_check_mark: *Resolved* · 0 of 2 ")
+    assert re.search(r"the alert in the timeline as note, at \d\d:\d\d: Alert group resolved: PaymentErrors", resolved)
+    assert transcript.count("sitrep in #alerts:") == 1  # one triage message, edited in place
+
+
+def test_the_declare_pages_pagerduty_once_and_the_resolve_resolves_it(transcript: str, folder: Path) -> None:
+    """The outbox delivers to the stand-in PagerDuty on the story's clock: one accepted trigger at the SEV2
+    declare (raising to SEV1 pages no more), told in the channel, and one resolve with the same key."""
+    story = steps(transcript)
+    declared = story["jane: submits the declare form as prefilled"]
+    assert re.search(r"  PagerDuty got: trigger sitrep-INC-1 \(error\), accepted\n  sitrep in #inc-\d+-payment-"
+                     r"service-degradation: :pager: PagerDuty accepted the page for \*INC-1\* \(dedup key "
+                     r"`sitrep-INC-1`\)\.", declared)
+    resolve = next(said for did, said in story.items() if did.startswith("jane: /incident resolve "))
+    assert resolve.rstrip().endswith("sitrep uploaded INC-1-pir.md\n  PagerDuty got: resolve sitrep-INC-1, accepted")
+    pages = [line.strip() for line in transcript.splitlines() if "PagerDuty got:" in line]
+    assert pages == ["PagerDuty got: trigger sitrep-INC-1 (error), accepted",
+                     "PagerDuty got: resolve sitrep-INC-1, accepted"]  # fmt: skip
+    with sqlite3.connect(folder / "demo.db") as db:  # the kept database: what the outbox did
+        rows = db.execute("SELECT integration, operation, state, attempts FROM outbox ORDER BY id").fetchall()
+    assert rows == [("pagerduty", "trigger", "delivered", 1), ("pagerduty", "resolve", "delivered", 1)]
+
+
+def test_the_demos_pagerduty_runs_without_jsonschema() -> None:
+    """A plain `pip install .` has no jsonschema: the stand-in then checks PagerDuty's documented rules only,
+    and still accepts what sitrep sends (the tests' fake requires jsonschema: tests/fakepagerduty.py)."""
+    script = """
+import sys, json, urllib.request
+sys.modules["jsonschema"] = None  # as if not installed
+from standin.pagerduty import SCHEMA_CHECKS, event_problems, running
+assert not SCHEMA_CHECKS
+assert event_problems({"routing_key": "k", "event_action": "resolve"}) == [
+    "dedup_key: required for resolve and acknowledge"]
+with running() as pd:
+    body = {"routing_key": pd.routing_key, "event_action": "trigger", "dedup_key": "sitrep-INC-1",
+            "payload": {"summary": "s", "source": "sitrep", "severity": "error"}}
+    request = urllib.request.Request(pd.events_url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    assert urllib.request.urlopen(request, timeout=10).status == 202
+    assert pd.events("trigger") == [body] and not pd.refused
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", script], env=CLEAN, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout == "ok\n", done.stderr
