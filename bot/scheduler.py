@@ -18,6 +18,7 @@ from core import reminders, store
 from core.reminders import Claim
 from handlers import blockkit
 from handlers.deps import Deps
+from handlers.posting import PostKey, post_once
 from handlers.reminders import escalation_mention, reminder_message
 
 log = logging.getLogger("sitrep.scheduler")
@@ -97,14 +98,20 @@ class Scheduler:
     # --- jobs ---------------------------------------------------------------------------------------
 
     def tick(self, now: datetime | None = None) -> int:
-        """Post every reminder that is due; returns how many were posted."""
+        """Post every reminder that is due; returns how many were posted (or found posted by an earlier attempt).
+
+        Each reminder is a lease (core.reminders): claimed, posted, then confirmed, so a crash between claim and
+        post leaves it due for the next tick once the lease ends, and a retry finds a post that did happen."""
         now = now or self.deps.now()
         settings = self.settings
         with self.deps.tx() as session:
             claims = reminders.claim_due(session=session, now=now, cadence=settings.cadence)
             comms = reminders.comms_leads(session=session, incident_ids=[c.incident_id for c in claims])
-        posted = self._posters.map(lambda claim: self._post(claim, comms.get(claim.incident_id), now), claims)
-        return sum(1 for ok in posted if ok)
+        posted = list(self._posters.map(lambda claim: self._post(claim, comms.get(claim.incident_id), now), claims))
+        done = [claim for claim, ok in zip(claims, posted, strict=True) if ok]
+        with self.deps.tx() as session:
+            reminders.confirm(session=session, claims=done, now=now, cadence=settings.cadence)
+        return len(done)
 
     def _post(self, claim: Claim, comms: str | None, now: datetime) -> bool:
         settings = self.settings
@@ -112,8 +119,11 @@ class Scheduler:
         escalation = escalation_mention(target) if target and claim.escalate(settings.escalate_after) else None
         try:
             text, blocks = reminder_message(claim, comms=comms, escalation=escalation)
-            self.deps.client.chat_postMessage(channel=claim.channel_id or "", text=text, blocks=blocks)
-        except Exception:  # noqa: BLE001 - the claim goes back, the next tick tries again
+            key = PostKey("reminder", claim.period)
+            _ts, new = post_once(
+                self.deps, claim.channel_id or "", key, retry=claim.attempt > 1, text=text, blocks=blocks
+            )
+        except Exception:  # noqa: BLE001 - the lease ends, the next tick tries again
             log.exception(
                 "reminder for %s could not be posted in %s; it stays due",
                 claim.key,
@@ -124,7 +134,7 @@ class Scheduler:
             if self.deps.metrics is not None:
                 self.deps.metrics.reminder_missed(claim.severity.value)
             return False
-        if self.deps.metrics is not None:
+        if new and self.deps.metrics is not None:
             self.deps.metrics.reminder_sent(claim.severity.value, escalated=escalation is not None)
         return True
 
@@ -133,7 +143,7 @@ class Scheduler:
             with self.deps.tx() as session:
                 if not reminders.release(session=session, claim=claim, now=now):
                     log.info("reminder for %s not put back: the incident moved meanwhile", claim.key)
-        except Exception:  # noqa: BLE001 - nothing more to do than say so; the next period reminds again
+        except Exception:  # noqa: BLE001 - nothing more to do than say so; the lease runs out by itself
             log.exception(
                 "claim of the reminder for %s could not be put back", claim.key, extra={"incident": claim.key}
             )

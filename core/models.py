@@ -87,6 +87,9 @@ class Incident(SQLModel, table=True):
     last_update_at: datetime | None = _when(nullable=True)
     missed_reminders: int = 0
     last_reminder_at: datetime | None = _when(nullable=True)
+    # A reminder claimed by a tick and not yet confirmed as posted (SPEC §15): claimed again once the lease ends.
+    reminder_lease_until: datetime | None = _when(nullable=True)
+    reminder_attempts: int = 0  # claims of the current reminder; above 1, look for an earlier attempt's message
 
 
 class TimelineEntry(SQLModel, table=True):
