@@ -16,7 +16,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from bot.settings import Settings
 from core import reminders, store
 from core.reminders import Claim
-from handlers import blockkit
+from handlers import blockkit, flows
 from handlers.deps import Deps
 from handlers.posting import PostKey, post_once
 from handlers.reminders import escalation_mention, reminder_message
@@ -26,6 +26,8 @@ log = logging.getLogger("sitrep.scheduler")
 # A bot that was down at digest time posts the day's digest on start within this long after it.
 DIGEST_CATCH_UP = timedelta(hours=2)
 DIGEST_LIMIT = 50  # incidents listed in the digest; the rest are counted
+RESUME_EVERY = timedelta(minutes=1)  # how often declarations stopped part-way are taken up again
+STALLED_AFTER = timedelta(minutes=5)  # a declaration silent this long lost its process (one in flight is left)
 
 
 class Scheduler:
@@ -57,6 +59,8 @@ class Scheduler:
         every = IntervalTrigger(seconds=settings.tick.total_seconds())
         aps.add_job(self._first_tick(), every, id="tick", name="tick", max_instances=1, coalesce=True,
                     next_run_time=datetime.now(UTC))  # fmt: skip
+        aps.add_job(self._safe(self.resume_declarations), IntervalTrigger(seconds=RESUME_EVERY.total_seconds()),
+                    id="resume", name="resume", max_instances=1, coalesce=True)  # fmt: skip
         daily = CronTrigger(hour=hour, minute=minute, timezone=settings.zone)
         for job, job_id in ((self.digest, "digest"), (self.remind_action_items, "items")):
             aps.add_job(self._safe(job), daily, id=job_id, name=job_id, max_instances=1, coalesce=True,
@@ -137,6 +141,11 @@ class Scheduler:
         if new and self.deps.metrics is not None:
             self.deps.metrics.reminder_sent(claim.severity.value, escalated=escalation is not None)
         return True
+
+    def resume_declarations(self) -> list[str]:
+        """Finish the declarations that stopped part-way, a failed step (e.g. an invite) or a process that died,
+        without waiting for a restart (SPEC §5, §15). Returns their keys."""
+        return flows.resume_declarations(self.deps, stale=STALLED_AFTER)
 
     def _release(self, claim: Claim, now: datetime) -> None:
         try:

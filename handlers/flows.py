@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from slack_sdk.errors import SlackApiError
 
@@ -18,6 +18,7 @@ from core.naming import channel_name
 from core.severity import ImpactFacts, classify
 from handlers import blockkit
 from handlers.deps import Deps
+from handlers.posting import PostKey, post_once
 from handlers.reply import Who, reply_private
 
 log = logging.getLogger("sitrep.flows")
@@ -82,12 +83,15 @@ def declare(
     return finish_declare(deps, incident, who)
 
 
-def finish_declare(deps: Deps, incident: Incident, who: Who) -> Incident:
-    """Run the remaining steps of the declare flow, recording each, so that a failure can be resumed."""
+def finish_declare(deps: Deps, incident: Incident, who: Who, *, resumed: bool = False) -> Incident:
+    """Run the remaining steps of the declare flow, recording each, so that a failure can be resumed.
+
+    A first attempt that fails tells the declarer once; a `resumed` attempt (the scheduler's, or at start) that
+    fails again is only logged, and tells them when it succeeds."""
     steps = {
         "channel": _create_channel,
         "invited": _invite_and_set_topic,
-        "intro": _post_intro,
+        "intro": lambda d, i: _post_intro(d, i, retry=resumed),
         "announced": _announce,
         "confirmed": lambda d, i: reply_private(d, who, blockkit.mrkdwn("confirmation", incident=i)),
     }
@@ -98,24 +102,57 @@ def finish_declare(deps: Deps, incident: Incident, who: Who) -> Incident:
         except Exception as exc:  # noqa: BLE001 - reported below; the row keeps where it stopped
             _save(deps, incident, declare_error=f"{name}: {exc}"[:500])
             log.exception("declare of %s stopped at step %s", incident.key, name, extra={"incident": incident.key})
-            reply_private(
-                deps,
-                who,
-                f":sweat: {incident.key} is recorded, but {STEP_WORDS[name]} failed on our side. "
-                "sitrep finishes the remaining steps when it restarts; the error has been logged.",
-            )
+            if not resumed:
+                reply_private(
+                    deps,
+                    who,
+                    f":sweat: {incident.key} is recorded, but {STEP_WORDS[name]} failed on our side. "
+                    "sitrep tries the remaining steps again shortly and tells you when it is done; "
+                    "the error has been logged.",
+                )
             return incident
         _save(deps, incident, declare_step=name, declare_error=None)
     return incident
 
 
-def resume_declarations(deps: Deps) -> list[str]:
-    """Finish declarations that stopped part-way (e.g. Slack was down); the declarer is told by DM."""
+RESUMING = "resuming since "
+
+
+def _stalled(incident: Incident, now: datetime, stale: timedelta) -> bool:
+    """Whether a declaration should be resumed now: a step failed, or it stopped without a word (its process
+    died) or while being resumed longer than `stale` ago (a declare in flight is left alone)."""
+    error = incident.declare_error
+    if error is None:
+        return incident.declared_at <= now - stale
+    if error.startswith(RESUMING):
+        return datetime.fromisoformat(error.removeprefix(RESUMING)) <= now - stale
+    return True
+
+
+def resume_declarations(deps: Deps, *, stale: timedelta | None = None) -> list[str]:
+    """Finish declarations that stopped part-way (e.g. Slack was down); the declarer is told by DM when done.
+
+    At start every unfinished one is taken (`stale` None); the scheduler's periodic run takes those that failed
+    or stalled (see _stalled). Each is claimed first with one conditional update, so that two replicas never
+    resume the same one at once."""
+    now = deps.now()
     with deps.read() as session:
         pending = store.unfinished_declarations(session=session)
+    resumed = []
     for incident in pending:
-        finish_declare(deps, incident, Who(user_id=incident.declared_by, channel_id=None, response_url=None))
-    return [incident.key or "" for incident in pending]
+        if stale is not None and not _stalled(incident, now, stale):
+            continue
+        with deps.tx() as session:
+            claimed = store.claim_declaration(
+                session=session, incident_id=incident.id or 0, seen=incident.declare_error,
+                marker=f"{RESUMING}{now.isoformat()}",
+            )  # fmt: skip
+        if not claimed:
+            continue
+        who = Who(user_id=incident.declared_by, channel_id=None, response_url=None)
+        finish_declare(deps, incident, who, resumed=True)
+        resumed.append(incident.key or "")
+    return resumed
 
 
 def _save(deps: Deps, incident: Incident, **changes: object) -> None:
@@ -186,7 +223,9 @@ def _roles(deps: Deps, incident: Incident) -> dict[Role, str]:
         return store.roles_of(session=session, incident=incident)
 
 
-def _post_intro(deps: Deps, incident: Incident) -> None:
+def _post_intro(deps: Deps, incident: Incident, *, retry: bool = False) -> None:
+    """Post and pin the intro. It carries a key (handlers.posting), so that a resumed declare whose first post
+    timed out, or whose process died before storing the ts, finds it instead of posting it twice."""
     assert incident.channel_id
     if incident.intro_ts is None:
         blocks = blockkit.intro_blocks(
@@ -197,9 +236,10 @@ def _post_intro(deps: Deps, incident: Incident) -> None:
             tz=deps.config.timezone,
         )
         text = blockkit.fallback_text(f"{incident.key} {incident.severity.label}: {incident.title}")
-        response = deps.client.chat_postMessage(channel=incident.channel_id, text=text, blocks=blocks)
+        key = PostKey("intro", str(incident.id))
+        ts, _new = post_once(deps, incident.channel_id, key, retry=retry, text=text, blocks=blocks)
         # Recorded at once: a failure of the pin below must not post the intro a second time on resume.
-        _save(deps, incident, intro_ts=response["ts"])
+        _save(deps, incident, intro_ts=ts)
     try:
         deps.client.pins_add(channel=incident.channel_id, timestamp=incident.intro_ts)
     except SlackApiError as exc:
