@@ -24,3 +24,7 @@ class NotFound(SitrepError):
 
 class InvalidState(SitrepError):
     """The incident is not in a state that allows this (e.g. resolving a resolved incident)."""
+
+
+class NotAllowed(SitrepError):
+    """The person may not do this here (e.g. change an incident whose channel they are not in)."""

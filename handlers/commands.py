@@ -49,6 +49,8 @@ def run_command(deps: Deps, body: dict[str, Any]) -> None:
             incident = store.require_incident_channel(
                 session=session, channel_id=who.channel_id or "", command=f"`/incident {command.name}`"
             )
+        if command.changes_incident:
+            flows.require_member(deps, incident, who.user_id)
         handler(deps, body, who, command, incident)
     else:
         handler(deps, body, who, command, None)

@@ -6,6 +6,7 @@ one WebClient for Slack, and never parse payloads themselves."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -13,6 +14,7 @@ from slack_sdk.errors import SlackApiError
 
 from core import store
 from core.enums import Phase, Role, Severity
+from core.errors import NotAllowed
 from core.models import Incident
 from core.naming import channel_name
 from core.severity import ImpactFacts, classify
@@ -192,6 +194,9 @@ def invite(deps: Deps, channel_id: str, users: Sequence[str]) -> None:
     except SlackApiError as exc:
         if slack_error(exc) not in ("already_in_channel", "cant_invite_self"):
             raise
+    cache: dict[tuple[str, str], tuple[bool, float]] = deps.extra.setdefault("members", {})
+    for user in wanted:
+        cache[(channel_id, user)] = (True, time.monotonic() + MEMBERS_SECONDS)
 
 
 def user_name(deps: Deps, user_id: str) -> str:
@@ -349,8 +354,22 @@ def assign_role(deps: Deps, incident: Incident, *, role: Role, user_id: str, act
         refresh_topic(deps, incident)
 
 
+MEMBERS_SECONDS = 30.0  # how long an answer of conversations.members is trusted
+
+
 def is_member(deps: Deps, channel_id: str, user_id: str) -> bool:
-    """Whether the user is in the channel. A private channel the bot was removed from counts as not visible."""
+    """Whether the user is in the channel (conversations.members, cached briefly per channel and person). A
+    private channel the bot was removed from counts as not visible."""
+    cache: dict[tuple[str, str], tuple[bool, float]] = deps.extra.setdefault("members", {})
+    hit = cache.get((channel_id, user_id))
+    if hit is not None and hit[1] > time.monotonic():
+        return hit[0]
+    found = _in_members(deps, channel_id, user_id)
+    cache[(channel_id, user_id)] = (found, time.monotonic() + MEMBERS_SECONDS)
+    return found
+
+
+def _in_members(deps: Deps, channel_id: str, user_id: str) -> bool:
     cursor = None
     while True:
         try:
@@ -364,6 +383,18 @@ def is_member(deps: Deps, channel_id: str, user_id: str) -> bool:
         cursor = (response.get("response_metadata") or {}).get("next_cursor")
         if not cursor:
             return False
+
+
+def require_member(deps: Deps, incident: Incident, user_id: str | None) -> None:
+    """Changing an incident takes membership of its channel (SPEC §15); anyone may still read a public one."""
+    if incident.channel_id and user_id and is_member(deps, incident.channel_id, user_id):
+        return
+    if incident.private or not incident.channel_id:
+        raise NotAllowed("Only the members of that incident's channel can change it.")
+    raise NotAllowed(
+        f"Only members of <#{incident.channel_id}> can change {incident.key}. Join the channel to help; "
+        f"anyone may follow it with `/incident status` there."
+    )
 
 
 def visible_open_incidents(deps: Deps, user_id: str) -> list[Incident]:

@@ -298,6 +298,7 @@ def test_intro_buttons_open_modals_whose_submissions_change_the_incident(bot: Ha
     bot.command("declare sev3 Buttons")
     incident = bot.incident("INC-1")
     channel = incident.channel_id or ""
+    bot.fake.join_as_user(channel, BOB)  # changing an incident takes membership of its channel (SPEC §15)
     bot.slack.block_action("sitrep_post_update", user=BOB, channel=channel, message=incident.intro_ts)
     bot.idle()
     update = bot.fake.last_view("sitrep_update")

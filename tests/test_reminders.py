@@ -181,6 +181,7 @@ def test_a_snooze_moves_the_next_reminder_to_now_plus_the_snooze(
     message = reminder_messages(bot, channel)[-1]
     incident_id = bot.incident("INC-1").id
     at(clock, minutes=32)
+    bot.fake.join_as_user(channel, CAROL)  # snoozing changes the incident: it takes membership (SPEC §15)
     response = bot.slack.block_action(
         "sitrep_snooze_1h", f"{incident_id}:60", user=CAROL, channel=channel, message=message["ts"]
     )

@@ -1,0 +1,73 @@
+"""Issue 17 (SPEC §15) through the real endpoint: signed requests to the real app over HTTP, the fake Slack.
+
+Who may change an incident, what a private incident shows to people outside it, text that Slack sends escaped,
+and a database that goes away."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.harness import ALICE, BOB, CAROL, Harness, running_bot
+
+
+@pytest.fixture
+def bot(database_url: str) -> Iterator[Harness]:
+    with running_bot(database_url) as harness:
+        yield harness
+
+
+def declared(bot: Harness, text: str = "declare sev2 Checkout errors", user: str = ALICE) -> str:
+    bot.command(text, user=user)
+    channel = bot.incident("INC-1").channel_id
+    assert channel
+    return channel
+
+
+def intro_of(bot: Harness, channel: str) -> dict[str, Any]:
+    return next(m for m in bot.fake.messages(channel) if m.get("blocks"))
+
+
+# --- item 7: changes take membership of the incident's channel ----------------------------------------------
+
+
+def test_people_outside_the_incident_channel_cannot_change_it_but_can_read_it(bot: Harness) -> None:
+    channel = declared(bot)
+    views_before = len(bot.fake.calls_to("views.open"))
+    for text in ("resolve it was me", "severity sev1 worse", f"role commander <@{BOB}>", "update monitoring fine",
+                 "note not my channel", "reopen"):  # fmt: skip
+        response = bot.command(text, user=BOB, channel=channel)
+        assert response.status == 200
+    refusals = [t for t in bot.replies(BOB) if "Only members of" in t]
+    assert len(refusals) == 6 and all(f"<#{channel}>" in t and "INC-1" in t for t in refusals)
+    incident_id = str(bot.incident("INC-1").id)
+    intro = intro_of(bot, channel)
+    for action in ("sitrep_resolve", "sitrep_change_severity", "sitrep_post_update"):  # the intro's buttons
+        assert bot.slack.block_action(action, incident_id, user=BOB, channel=channel, message=intro["ts"]).status == 200
+    assert bot.slack.block_action("sitrep_snooze_1h", f"{incident_id}:60", user=BOB, channel=channel).status == 200
+    bot.idle()
+    assert len(bot.fake.calls_to("views.open")) == views_before  # no modal opened for Bob
+    assert sum("Only members of" in t for t in bot.replies(BOB)) == 10
+    incident = bot.incident("INC-1")
+    assert incident.status == "open" and incident.severity.value == "sev2" and incident.commander_id == ALICE
+
+    bot.command("status", user=BOB, channel=channel)  # reading a public incident is anyone's
+    assert any("INC-1" in t and "Only members" not in t for t in bot.replies(BOB)[-1:])
+
+    bot.fake.join_as_user(channel, CAROL)  # a member may: Carol joins, then resolves
+    bot.command("resolve pool too small", user=CAROL, channel=channel)
+    assert bot.incident("INC-1").status == "resolved"
+    assert not any("Only members" in t for t in bot.replies(CAROL))
+
+
+def test_someone_made_a_role_holder_may_change_the_incident_at_once(bot: Harness) -> None:
+    """Inviting a person with `/incident role` makes them a member at once (the membership cache knows)."""
+    channel = declared(bot)
+    bot.command("update identified too early", user=BOB, channel=channel)  # refused, and remembered a while
+    assert sum("Only members" in t for t in bot.replies(BOB)) == 1
+    bot.command(f"role comms <@{BOB}>", channel=channel)
+    bot.command("update identified a bad deploy", user=BOB, channel=channel)
+    assert sum("Only members" in t for t in bot.replies(BOB)) == 1
+    assert any("a bad deploy" in m.get("text", "") for m in bot.fake.messages(channel))
