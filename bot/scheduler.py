@@ -207,7 +207,10 @@ class Scheduler:
         told = 0
         for item in items:  # one owner who cannot be told does not keep the others from being told
             try:
-                self.deps.client.chat_postMessage(channel=item.owner_id, text=blockkit.mrkdwn("item_due", item=item))
+                hidden = item.private and not (item.channel_id and flows.is_member(self.deps, item.channel_id,
+                                                                                    item.owner_id))  # fmt: skip
+                text = blockkit.mrkdwn("item_due", item=item, hidden=hidden)
+                self.deps.client.chat_postMessage(channel=item.owner_id, text=text)
                 told += 1
             except Exception:  # noqa: BLE001 - logged; the item's claim goes back for a later run
                 log.exception(

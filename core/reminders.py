@@ -188,6 +188,8 @@ class DueItem:
     title: str
     owner_id: str
     due: date
+    private: bool = False  # of a private incident: its title and key are for the channel's members only
+    channel_id: str | None = None
 
 
 def claim_items_due(*, session: Session, on: date, today: date) -> list[DueItem]:
@@ -205,10 +207,12 @@ def claim_items_due(*, session: Session, on: date, today: date) -> list[DueItem]
         .values(reminded_on=today)
         .returning(items.c.id, items.c.incident_id, items.c.title, items.c.owner_id, items.c.due)
     ).all()
-    keys = dict(session.execute(sa.select(incidents.c.id, incidents.c.key).where(
-        incidents.c.id.in_([row.incident_id for row in claimed]))).all())  # fmt: skip
+    of = {row.id: row for row in session.execute(sa.select(
+        incidents.c.id, incidents.c.key, incidents.c.private, incidents.c.channel_id).where(
+        incidents.c.id.in_([row.incident_id for row in claimed])))}  # fmt: skip
     return sorted(
-        (DueItem(row.id, row.incident_id, keys.get(row.incident_id) or "", row.title, row.owner_id, row.due)
+        (DueItem(row.id, row.incident_id, of[row.incident_id].key or "", row.title, row.owner_id, row.due,
+                 bool(of[row.incident_id].private), of[row.incident_id].channel_id)
          for row in claimed),
         key=lambda item: item.item_id,
     )  # fmt: skip

@@ -5,7 +5,9 @@ and a database that goes away."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -71,3 +73,33 @@ def test_someone_made_a_role_holder_may_change_the_incident_at_once(bot: Harness
     bot.command("update identified a bad deploy", user=BOB, channel=channel)
     assert sum("Only members" in t for t in bot.replies(BOB)) == 1
     assert any("a bad deploy" in m.get("text", "") for m in bot.fake.messages(channel))
+
+
+# --- item 8: a private incident's action items show nothing to an owner outside it --------------------------
+
+
+def open_home(bot: Harness, user: str) -> str:
+    assert bot.slack.event({"type": "app_home_opened", "user": user, "channel": "D0HOME", "tab": "home"}).status == 200
+    bot.idle()
+    return json.dumps(bot.fake.home_views[user])
+
+
+def test_a_private_action_item_shows_neither_title_nor_key_to_an_owner_outside_the_channel(bot: Harness) -> None:
+    channel = declared(bot, "declare sev1 --private Secret breach")
+    tomorrow = (bot.sitrep.deps.now() + timedelta(days=1)).date().isoformat()
+    bot.command(f"action Rotate the leaked keys <@{BOB}> P1 due:{tomorrow}", channel=channel)
+    assert BOB not in bot.fake.channel(channel).members
+
+    home = open_home(bot, BOB)
+    assert "An action item in a private incident" in home
+    assert "Rotate the leaked keys" not in home and "INC-1" not in home
+    assert bot.sitrep.scheduler.remind_action_items() == 1
+    [dm] = [m["text"] for m in bot.fake.dms(BOB)]
+    assert "an action item in a private incident" in dm
+    assert "Rotate" not in dm and "INC-1" not in dm
+
+    bot.fake.join_as_user(channel, CAROL)  # a member owner sees it whole
+    bot.command(f"action Write the disclosure <@{CAROL}> P2 due:{tomorrow}", channel=channel)
+    assert "Write the disclosure" in open_home(bot, CAROL) and "INC-1" in open_home(bot, CAROL)
+    assert bot.sitrep.scheduler.remind_action_items() == 1
+    assert any("Write the disclosure" in m["text"] and "INC-1" in m["text"] for m in bot.fake.dms(CAROL))
