@@ -7,6 +7,7 @@ a fixture whose every text field holds ``<!channel>`` and assert it never comes 
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -26,6 +27,25 @@ def escape_slack(text: object) -> str:
     if "&" not in text and "<" not in text and ">" not in text:
         return text
     return text.translate(_SLACK_ESCAPES)
+
+
+# A user mention as escape_slack leaves it: `&lt;@U123&gt;` or `&lt;@U123|name&gt;`.
+_ESCAPED_MENTION = re.compile(r"&lt;@([UW][A-Z0-9]+)(?:\|[^\n]*?)?&gt;")
+
+
+def escape_text(text: object) -> str:
+    """Escape like `escape_slack`, but let user mentions (`<@U123>`, `<@U123|name>`) stay mentions: for what
+    people wrote, whose mentions Slack sent as mentions. Broadcasts (`<!channel>`), user groups and links stay
+    escaped."""
+    return _ESCAPED_MENTION.sub(r"<@\1>", escape_slack(text))
+
+
+def unescape_slack(text: str) -> str:
+    """Undo Slack's escaping of message and command text (`&amp;`, `&lt;`, `&gt;`) once, on the way in: text is
+    stored as people wrote it and escaped once on the way out (SPEC §15)."""
+    if "&" not in text:
+        return text
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def escape_cell(text: object, *, limit: int | None = None) -> str:
@@ -96,6 +116,7 @@ def jinja_env() -> jinja2.Environment:
         autoescape=False,
     )
     env.filters["slack"] = escape_slack
+    env.filters["slack_text"] = escape_text
     env.filters["cell"] = escape_cell
     env.filters["duration"] = format_optional_duration
     env.filters["when"] = format_when

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from core import store
 from tests.harness import ALICE, BOB, CAROL, Harness, running_bot
 
 
@@ -103,3 +104,37 @@ def test_a_private_action_item_shows_neither_title_nor_key_to_an_owner_outside_t
     assert "Write the disclosure" in open_home(bot, CAROL) and "INC-1" in open_home(bot, CAROL)
     assert bot.sitrep.scheduler.remind_action_items() == 1
     assert any("Write the disclosure" in m["text"] and "INC-1" in m["text"] for m in bot.fake.dms(CAROL))
+
+
+# --- item 9: text Slack sends escaped is unescaped once on the way in, escaped once on the way out ------------
+
+
+def private_blocks(bot: Harness, user: str) -> str:
+    return json.dumps([m.get("blocks") for m in bot.fake.ephemerals(user=user)])
+
+
+def test_escaped_text_from_slack_is_stored_as_written_and_escaped_once_when_posted(bot: Harness) -> None:
+    channel = declared(bot)
+    bot.fake.join_as_user(channel, BOB)
+    # As Slack sends a slash command with should_escape: `&`, `<`, `>` escaped, the mention as a mention.
+    bot.command(f"note R&amp;D rollout, ask <@{BOB}|bob> &lt;!channel&gt;", channel=channel)
+    bot.command("update identified R&amp;D cache &gt; 90%", channel=channel)
+    # A message as Slack stores and sends it, tagged with the timeline emoji.
+    message = bot.fake.post_as_user(channel, BOB, f"Q&amp;A: &lt;!here&gt; rolled back, thanks <@{ALICE}>")
+    bot.slack.event(bot.fake.react_as_user(channel, message["ts"], BOB, "pushpin"))
+    bot.idle()
+
+    with bot.sitrep.deps.read() as session:
+        texts = [e.text for e in store.entries_of(session=session, incident=bot.incident("INC-1"))]
+    assert f"R&D rollout, ask <@{BOB}|bob> <!channel>" in texts
+    assert "R&D cache > 90%" in texts
+    assert f"Q&A: <!here> rolled back, thanks <@{ALICE}>" in texts
+
+    [update] = [m["text"] for m in bot.fake.messages(channel) if "cache" in m.get("text", "")]
+    assert "R&amp;D cache &gt; 90%" in update and "&amp;amp;" not in update
+
+    bot.command("timeline", channel=channel)
+    shown = private_blocks(bot, ALICE)
+    assert "R&amp;D rollout, ask <@U0BOB> &lt;!channel&gt;" in shown  # the mention lives, the broadcast does not
+    assert f"Q&amp;A: &lt;!here&gt; rolled back, thanks <@{ALICE}>" in shown
+    assert "&amp;amp;" not in shown and "<!channel>" not in shown and "<!here>" not in shown
