@@ -20,6 +20,7 @@ from handlers import blockkit, flows
 from handlers.deps import Deps
 from handlers.posting import PostKey, post_once
 from handlers.reminders import escalation_mention, reminder_message
+from handlers.reply import retry_deferred
 
 log = logging.getLogger("sitrep.scheduler")
 
@@ -59,6 +60,7 @@ class Scheduler:
         every = IntervalTrigger(seconds=settings.tick.total_seconds())
         aps.add_job(self._first_tick(), every, id="tick", name="tick", max_instances=1, coalesce=True,
                     next_run_time=datetime.now(UTC))  # fmt: skip
+        aps.add_job(self._safe(self.retry_deferred), every, id="retry", name="retry", max_instances=1, coalesce=True)
         aps.add_job(self._safe(self.resume_declarations), IntervalTrigger(seconds=RESUME_EVERY.total_seconds()),
                     id="resume", name="resume", max_instances=1, coalesce=True)  # fmt: skip
         daily = CronTrigger(hour=hour, minute=minute, timezone=settings.zone)
@@ -141,6 +143,10 @@ class Scheduler:
         if new and self.deps.metrics is not None:
             self.deps.metrics.reminder_sent(claim.severity.value, escalated=escalation is not None)
         return True
+
+    def retry_deferred(self) -> int:
+        """Event work held up by a database outage runs again once the database is back (SPEC §15)."""
+        return retry_deferred(self.deps)
 
     def resume_declarations(self) -> list[str]:
         """Finish the declarations that stopped part-way, a failed step (e.g. an invite) or a process that died,

@@ -11,8 +11,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from core import store
+from tests.dbproxy import DbProxy
 from tests.harness import ALICE, BOB, CAROL, Harness, running_bot
 
 
@@ -138,3 +140,49 @@ def test_escaped_text_from_slack_is_stored_as_written_and_escaped_once_when_post
     assert "R&amp;D rollout, ask <@U0BOB> &lt;!channel&gt;" in shown  # the mention lives, the broadcast does not
     assert f"Q&amp;A: &lt;!here&gt; rolled back, thanks <@{ALICE}>" in shown
     assert "&amp;amp;" not in shown and "<!channel>" not in shown and "<!here>" not in shown
+
+
+# --- item 4: a database that goes away loses nothing silently and answers no bystander ---------------------
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_database_outage_loses_no_acked_work_and_answers_no_bystander(database_url: str) -> None:
+    url = sa.make_url(database_url)
+    proxy = DbProxy(url.host or "127.0.0.1", url.port or 5432)
+    proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    try:
+        with running_bot(proxied) as bot:
+            channel = declared(bot)
+            bot.fake.join_as_user(channel, BOB)
+            bot.fake.join_as_user(channel, CAROL)
+            said = bot.fake.post_as_user(channel, BOB, "Failing over to the replica")
+            proxy.down()
+            acks = [bot.slack.event(bot.fake.post_as_user(bot.general, BOB, f"lunch at {n}?")) for n in range(5)]
+            acks.append(bot.slack.event(bot.fake.post_as_user(channel, CAROL, "anything I can do?")))
+            acks.append(bot.slack.event(bot.fake.react_as_user(channel, said["ts"], ALICE, "pushpin")))
+            acks.append(bot.command("note written during the outage", channel=channel))
+            acks.append(bot.command("declare sev2 Declared during the outage"))
+            bot.idle()
+            assert [ack.status for ack in acks] == [200] * len(acks)
+            assert bot.replies(BOB) == [] and bot.replies(CAROL) == []  # chatting gets no error replies
+            told = [t for t in bot.replies(ALICE) if "database is unavailable" in t]
+            assert len(told) == 2  # the note and the declare: each reported to Alice, once
+            assert len(bot.fake.channels) == 3  # general, incidents and INC-1's: nothing half-declared
+
+            proxy.up()  # the database is back: the held-up events run, without a restart
+            # Carol's message and Alice's reaction at least (the chat in #general may have been settled by the
+            # short cache of channels without an incident).
+            assert bot.sitrep.scheduler.retry_deferred() >= 2
+            with bot.sitrep.deps.read() as session:
+                incident = bot.incident("INC-1")
+                texts = [entry.text for entry in store.entries_of(session=session, incident=incident)]
+                people = {p.user_id for p in store.participants_of(session=session, incident=incident)}
+            assert "Failing over to the replica" in texts and "written during the outage" not in texts
+            assert CAROL in people
+            bot.command("note written after the outage", channel=channel)
+            with bot.sitrep.deps.read() as session:
+                assert "written after the outage" in [
+                    entry.text for entry in store.entries_of(session=session, incident=bot.incident("INC-1"))]
+            assert bot.sitrep.scheduler.retry_deferred() == 0
+    finally:
+        proxy.close()
