@@ -128,6 +128,14 @@ def incident_by_id(*, session: Session, incident_id: int | str | None) -> Incide
     return incident
 
 
+def incident_of_entry(*, session: Session, entry_id: int) -> Incident:
+    """The incident a timeline entry belongs to, or NotFound."""
+    entry = session.get(TimelineEntry, entry_id)
+    if entry is None:
+        raise NotFound("That timeline entry no longer exists.")
+    return incident_by_id(session=session, incident_id=entry.incident_id)
+
+
 def incident_by_key(*, session: Session, key: str) -> Incident:
     normalised = key.strip().upper()
     if normalised.isdigit():

@@ -108,14 +108,19 @@ def handle_error(deps: Deps, error: BaseException, body: dict[str, Any]) -> None
 Work = Callable[[Deps, dict[str, Any]], None]
 
 
-def guarded(work: Work) -> Callable[..., None]:
-    """Make `work(deps, body)` a Bolt lazy listener (it runs after the ack) behind the one error handler."""
+def guarded(work: Work, *, defer_outage: bool = False) -> Callable[..., None]:
+    """Make `work(deps, body)` a Bolt lazy listener (it runs after the ack) behind the one error handler. With
+    `defer_outage` (event work), work that failed for a database outage waits to run again (retry_deferred)."""
 
     def run(body: dict[str, Any], context: Any) -> None:
         deps = deps_of(context)
         try:
             work(deps, body)
         except Exception as error:  # noqa: BLE001 - errors must never kill the worker
+            if defer_outage and is_outage(error):
+                deps.deferred.add(work, body)
+                log.warning("database unavailable: an event's work waits for it", extra={"waiting": len(deps.deferred)})
+                return
             handle_error(deps, error, body)
 
     run.__name__ = run.__qualname__ = f"lazy_{work.__name__}"
@@ -133,24 +138,6 @@ def after_ack(work: Work) -> dict[str, Any]:
 
 
 RETRY_KEY = "sitrep_retry_num"
-
-
-def _deferring(work: Work) -> Callable[..., None]:
-    """Event work behind the one error handler, kept for later when it failed for a database outage."""
-
-    def run(body: dict[str, Any], context: Any) -> None:
-        deps = deps_of(context)
-        try:
-            work(deps, body)
-        except Exception as error:  # noqa: BLE001 - errors must never kill the worker
-            if not is_outage(error):
-                handle_error(deps, error, body)
-                return
-            deps.deferred.add(work, body)
-            log.warning("database unavailable: an event's work waits for it", extra={"waiting": len(deps.deferred)})
-
-    run.__name__ = run.__qualname__ = f"deferring_{work.__name__}"
-    return run
 
 
 def retry_deferred(deps: Deps) -> int:
@@ -174,7 +161,7 @@ def in_background(work: Work, *, at_ack: Work | None = None) -> Callable[..., No
 
     Bolt acknowledges events by itself; unlike a lazy listener this does not deep-copy the request, which
     matters on the busiest path (every message and reaction)."""
-    guarded_work = _deferring(work)
+    guarded_work = guarded(work, defer_outage=True)
 
     def submit(body: dict[str, Any], context: Any, request: Any) -> None:
         deps = deps_of(context)

@@ -14,6 +14,7 @@ from core.enums import EntryKind
 from core.models import Incident, TimelineEntry
 from core.templating import escape_slack, escape_text, format_when
 from core.timeline_capture import set_kind
+from handlers import flows
 from handlers.blockkit import button, clip, section, to_dicts
 from handlers.deps import Deps
 from handlers.reply import Who, after_ack, reply_private
@@ -91,6 +92,9 @@ def on_page(deps: Deps, body: dict[str, Any]) -> None:
 
 def on_kind(deps: Deps, body: dict[str, Any]) -> None:
     entry_id, _, kind = body["actions"][0]["selected_option"]["value"].partition(":")
+    with deps.read() as session:
+        incident = store.incident_of_entry(session=session, entry_id=int(entry_id))
+    flows.require_member(deps, incident, Who.of(body).user_id)  # a change: it takes membership (SPEC §15)
     with deps.tx() as session:
         set_kind(session=session, entry_id=int(entry_id), kind=EntryKind(kind))
 
