@@ -58,7 +58,7 @@ def start_round(database_url: str, api_url: str, at: datetime) -> subprocess.Pop
 def test_kill_9_at_random_moments_of_a_reminder_round_loses_and_doubles_nothing(database_url: str) -> None:
     rng = random.Random(SEED)
     fake = FakeSlack().start()
-    fake.latency = 0.03  # each Slack call takes a while, so that kills land between posts and their confirmation
+    fake.latency = 0.05  # each Slack call takes a while, so that kills land between posts and their confirmation
     engine = make_engine(database_url)
     upgrade(engine)
     channels = [fake.add_channel(f"inc-{n}", [ALICE], bot_member=True) for n in range(INCIDENTS)]
@@ -86,7 +86,7 @@ def test_kill_9_at_random_moments_of_a_reminder_round_loses_and_doubles_nothing(
             assert worker.stdin is not None
             worker.stdin.write("go\n")
             worker.stdin.flush()
-            time.sleep(rng.uniform(0.0, 0.4))  # the seeded random moment of the kill
+            time.sleep(rng.uniform(0.0, 0.25))  # the seeded random moment of the kill
             worker.send_signal(signal.SIGKILL)
             worker.wait(10)
 
