@@ -19,9 +19,11 @@ from bot.settings import Settings
 from core import channel_life, reminders, store
 from core.channel_life import ArchiveClaim
 from core.reminders import Claim
-from handlers import alerts, blockkit
+from handlers import alerts, blockkit, flows
 from handlers.deps import Deps
+from handlers.posting import PostKey, post_once
 from handlers.reminders import escalation_mention, reminder_message
+from handlers.reply import retry_deferred
 
 log = logging.getLogger("sitrep.scheduler")
 
@@ -29,6 +31,8 @@ log = logging.getLogger("sitrep.scheduler")
 DIGEST_CATCH_UP = timedelta(hours=2)
 DIGEST_LIMIT = 50  # incidents listed in the digest; the rest are counted
 OUTBOX_INTERVAL = 2.0  # seconds between outbox delivery runs (SPEC §13.1): pages should leave at once
+RESUME_EVERY = timedelta(minutes=1)  # how often declarations stopped part-way are taken up again
+STALLED_AFTER = timedelta(minutes=5)  # a declaration silent this long lost its process (one in flight is left)
 
 
 class Scheduler:
@@ -67,6 +71,9 @@ class Scheduler:
         if settings.archive_after is not None:
             aps.add_job(self._safe(self.archive), every, id="archive", name="archive", max_instances=1, coalesce=True)
         aps.add_job(self._safe(self.alert_messages), every, id="alerts", name="alerts", max_instances=1, coalesce=True)
+        aps.add_job(self._safe(self.retry_deferred), every, id="retry", name="retry", max_instances=1, coalesce=True)
+        aps.add_job(self._safe(self.resume_declarations), IntervalTrigger(seconds=RESUME_EVERY.total_seconds()),
+                    id="resume", name="resume", max_instances=1, coalesce=True)  # fmt: skip
         daily = CronTrigger(hour=hour, minute=minute, timezone=settings.zone)
         for job, job_id in ((self.digest, "digest"), (self.remind_action_items, "items")):
             aps.add_job(self._safe(job), daily, id=job_id, name=job_id, max_instances=1, coalesce=True,
@@ -115,14 +122,20 @@ class Scheduler:
         return alerts.catch_up(self.deps)
 
     def tick(self, now: datetime | None = None) -> int:
-        """Post every reminder that is due; returns how many were posted."""
+        """Post every reminder that is due; returns how many were posted (or found posted by an earlier attempt).
+
+        Each reminder is a lease (core.reminders): claimed, posted, then confirmed, so a crash between claim and
+        post leaves it due for the next tick once the lease ends, and a retry finds a post that did happen."""
         now = now or self.deps.now()
         settings = self.settings
         with self.deps.tx() as session:
             claims = reminders.claim_due(session=session, now=now, cadence=settings.cadence)
             comms = reminders.comms_leads(session=session, incident_ids=[c.incident_id for c in claims])
-        posted = self._posters.map(lambda claim: self._post(claim, comms.get(claim.incident_id), now), claims)
-        return sum(1 for ok in posted if ok)
+        posted = list(self._posters.map(lambda claim: self._post(claim, comms.get(claim.incident_id), now), claims))
+        done = [claim for claim, ok in zip(claims, posted, strict=True) if ok]
+        with self.deps.tx() as session:
+            reminders.confirm(session=session, claims=done, now=now, cadence=settings.cadence)
+        return len(done)
 
     def _post(self, claim: Claim, comms: str | None, now: datetime) -> bool:
         settings = self.settings
@@ -130,8 +143,11 @@ class Scheduler:
         escalation = escalation_mention(target) if target and claim.escalate(settings.escalate_after) else None
         try:
             text, blocks = reminder_message(claim, comms=comms, escalation=escalation)
-            self.deps.client.chat_postMessage(channel=claim.channel_id or "", text=text, blocks=blocks)
-        except Exception:  # noqa: BLE001 - the claim goes back, the next tick tries again
+            key = PostKey("reminder", claim.period)
+            _ts, new = post_once(
+                self.deps, claim.channel_id or "", key, retry=claim.attempt > 1, text=text, blocks=blocks
+            )
+        except Exception:  # noqa: BLE001 - the lease ends, the next tick tries again
             log.exception(
                 "reminder for %s could not be posted in %s; it stays due",
                 claim.key,
@@ -142,16 +158,25 @@ class Scheduler:
             if self.deps.metrics is not None:
                 self.deps.metrics.reminder_missed(claim.severity.value)
             return False
-        if self.deps.metrics is not None:
+        if new and self.deps.metrics is not None:
             self.deps.metrics.reminder_sent(claim.severity.value, escalated=escalation is not None)
         return True
+
+    def retry_deferred(self) -> int:
+        """Event work held up by a database outage runs again once the database is back (SPEC §15)."""
+        return retry_deferred(self.deps)
+
+    def resume_declarations(self) -> list[str]:
+        """Finish the declarations that stopped part-way, a failed step (e.g. an invite) or a process that died,
+        without waiting for a restart (SPEC §5, §15). Returns their keys."""
+        return flows.resume_declarations(self.deps, stale=STALLED_AFTER)
 
     def _release(self, claim: Claim, now: datetime) -> None:
         try:
             with self.deps.tx() as session:
                 if not reminders.release(session=session, claim=claim, now=now):
                     log.info("reminder for %s not put back: the incident moved meanwhile", claim.key)
-        except Exception:  # noqa: BLE001 - nothing more to do than say so; the next period reminds again
+        except Exception:  # noqa: BLE001 - nothing more to do than say so; the lease runs out by itself
             log.exception(
                 "claim of the reminder for %s could not be put back", claim.key, extra={"incident": claim.key}
             )
@@ -248,7 +273,10 @@ class Scheduler:
         told = 0
         for item in items:  # one owner who cannot be told does not keep the others from being told
             try:
-                self.deps.client.chat_postMessage(channel=item.owner_id, text=blockkit.mrkdwn("item_due", item=item))
+                hidden = item.private and not (item.channel_id and flows.is_member(self.deps, item.channel_id,
+                                                                                    item.owner_id))  # fmt: skip
+                text = blockkit.mrkdwn("item_due", item=item, hidden=hidden)
+                self.deps.client.chat_postMessage(channel=item.owner_id, text=text)
                 told += 1
             except Exception:  # noqa: BLE001 - logged; the item's claim goes back for a later run
                 log.exception(

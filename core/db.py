@@ -164,6 +164,14 @@ class Within:
                 future.set_result(result)
 
 
+def is_outage(error: BaseException) -> bool:
+    """Whether an error means the database could not be reached or answered (down, restarting, pool exhausted,
+    timed out), as opposed to a bug or a refused statement: such work may succeed if tried again later."""
+    if isinstance(error, sa.exc.DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError))
+
+
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, class_=Session, expire_on_commit=False)
 

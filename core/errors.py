@@ -32,3 +32,7 @@ class BadPayload(InvalidInput):
     def __init__(self, field_name: str, problem: str) -> None:
         super().__init__(f"{field_name}: {problem}")
         self.field = field_name
+
+
+class NotAllowed(SitrepError):
+    """The person may not do this here (e.g. change an incident whose channel they are not in)."""

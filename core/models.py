@@ -91,6 +91,9 @@ class Incident(SQLModel, table=True):
     # a retry after a failed archive call does not post it again. Both are cleared on reopen.
     archived_at: datetime | None = _when(nullable=True)
     archive_notice_ts: str | None = Field(default=None, max_length=32)
+    # A reminder claimed by a tick and not yet confirmed as posted (SPEC §15): claimed again once the lease ends.
+    reminder_lease_until: datetime | None = _when(nullable=True)
+    reminder_attempts: int = 0  # claims of the current reminder; above 1, look for an earlier attempt's message
 
 
 class TimelineEntry(SQLModel, table=True):

@@ -78,6 +78,20 @@ def record_slack_fields(*, session: Session, incident_id: int, **fields: Any) ->
     session.execute(sa.update(Incident).where(col(Incident.id) == incident_id).values(**fields))
 
 
+def claim_declaration(*, session: Session, incident_id: int, seen: str | None, marker: str) -> bool:
+    """Claim an unfinished declaration for resuming: its declare_error becomes `marker`, if it is still what the
+    caller `seen` (so that of two replicas, one resumes it). False when someone else has it, or it is done."""
+    table = Incident.__table__  # type: ignore[attr-defined]
+    unchanged = table.c.declare_error.is_(None) if seen is None else table.c.declare_error == seen
+    claimed = session.execute(
+        sa.update(table)
+        .where(table.c.id == incident_id, table.c.declare_step != "confirmed", unchanged)
+        .values(declare_error=marker)
+        .returning(table.c.id)
+    ).first()
+    return claimed is not None
+
+
 def record_update_ts(*, session: Session, update_id: int, ts: str) -> None:
     """The Slack message that carries a status update."""
     session.execute(sa.update(StatusUpdate).where(col(StatusUpdate.id) == update_id).values(message_ts=ts))
@@ -112,6 +126,14 @@ def incident_by_id(*, session: Session, incident_id: int | str | None) -> Incide
     if incident is None:
         raise NotFound("That incident no longer exists.")
     return incident
+
+
+def incident_of_entry(*, session: Session, entry_id: int) -> Incident:
+    """The incident a timeline entry belongs to, or NotFound."""
+    entry = session.get(TimelineEntry, entry_id)
+    if entry is None:
+        raise NotFound("That timeline entry no longer exists.")
+    return incident_by_id(session=session, incident_id=entry.incident_id)
 
 
 def incident_by_key(*, session: Session, key: str) -> Incident:

@@ -38,6 +38,25 @@ def escape_slack(text: object) -> str:
     return text.translate(_SLACK_ESCAPES)
 
 
+# A user mention as escape_slack leaves it: `&lt;@U123&gt;` or `&lt;@U123|name&gt;`.
+_ESCAPED_MENTION = re.compile(r"&lt;@([UW][A-Z0-9]+)(?:\|[^\n]*?)?&gt;")
+
+
+def escape_text(text: object) -> str:
+    """Escape like `escape_slack`, but let user mentions (`<@U123>`, `<@U123|name>`) stay mentions: for what
+    people wrote, whose mentions Slack sent as mentions. Broadcasts (`<!channel>`), user groups and links stay
+    escaped."""
+    return _ESCAPED_MENTION.sub(r"<@\1>", escape_slack(text))
+
+
+def unescape_slack(text: str) -> str:
+    """Undo Slack's escaping of message and command text (`&amp;`, `&lt;`, `&gt;`) once, on the way in: text is
+    stored as people wrote it and escaped once on the way out (SPEC §15)."""
+    if "&" not in text:
+        return text
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
 def escape_cell(text: object, *, limit: int | None = None) -> str:
     """Text for one Markdown table cell: one line, escaped as `escape_markdown` does (so `|` too), cut at
     `limit` characters of the text (before escaping) with an ellipsis."""
@@ -173,6 +192,7 @@ def jinja_env() -> jinja2.Environment:
         autoescape=False,
     )
     env.filters["slack"] = escape_slack
+    env.filters["slack_text"] = escape_text
     env.filters["cell"] = escape_cell
     env.filters["md"] = escape_markdown
     env.filters["md_block"] = escape_markdown_block

@@ -8,15 +8,18 @@ from slack_bolt import App
 
 from core import store
 from core.models import Incident
-from handlers import modals
+from handlers import flows, modals
 from handlers.deps import Deps
-from handlers.reply import after_ack
+from handlers.reply import Who, after_ack
 
 
 def incident_of_action(deps: Deps, body: dict[str, Any]) -> Incident:
+    """The incident a button of the bot's messages names, if the person pressing it may change it."""
     value = (body.get("actions") or [{}])[0].get("value")
     with deps.read() as session:
-        return store.incident_by_id(session=session, incident_id=value)
+        incident = store.incident_by_id(session=session, incident_id=value)
+    flows.require_member(deps, incident, Who.of(body).user_id)
+    return incident
 
 
 

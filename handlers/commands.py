@@ -10,6 +10,7 @@ from core import outbox, store
 from core.enums import Priority
 from core.errors import InvalidInput, InvalidState, SitrepError
 from core.models import Incident
+from core.templating import unescape_slack
 from handlers import blockkit, catchup, flows, modals, pagerduty, resolution, stats, timeline_view
 from handlers.deps import Deps, deps_of
 from handlers.parse import Command, parse
@@ -22,10 +23,15 @@ def help_text(deps: Deps, unknown: str | None = None) -> str:
     return blockkit.mrkdwn("help", unknown=unknown, emoji=f":{deps.config.timeline_emoji[0]}:")
 
 
+def command_text(body: dict[str, Any]) -> str:
+    """The command's text as the person wrote it: Slack escapes `&`, `<` and `>` in it (should_escape)."""
+    return unescape_slack(str(body.get("text") or ""))
+
+
 def ack_command(ack: Ack, body: dict[str, Any], context: Any) -> None:
     """Answer at once: help and grammar errors need nothing but the text."""
     try:
-        command = parse(body.get("text") or "")
+        command = parse(command_text(body))
     except InvalidInput as error:
         ack(text=f":warning: {error}")
         return
@@ -37,7 +43,7 @@ def ack_command(ack: Ack, body: dict[str, Any], context: Any) -> None:
 
 def run_command(deps: Deps, body: dict[str, Any]) -> None:
     try:
-        command = parse(body.get("text") or "")
+        command = parse(command_text(body))
     except SitrepError:
         return  # already answered in the ack
     if command.name == "help":
@@ -49,6 +55,8 @@ def run_command(deps: Deps, body: dict[str, Any]) -> None:
             incident = store.require_incident_channel(
                 session=session, channel_id=who.channel_id or "", command=f"`/incident {command.name}`"
             )
+        if command.changes_incident:
+            flows.require_member(deps, incident, who.user_id)
         handler(deps, body, who, command, incident)
     else:
         handler(deps, body, who, command, None)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor
 from contextlib import contextmanager
@@ -52,6 +54,40 @@ class Config:
         return ZoneInfo(self.timezone)
 
 
+class Deferred:
+    """Event work that failed because the database could not be reached, kept to run again when it is back
+    (SPEC §15): a reaction that tags a message is not lost to an outage. Events claim their id with their
+    effect, so running one again is safe. At most LIMIT are kept; beyond, the oldest are dropped and counted."""
+
+    LIMIT = 10_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: deque[tuple[Callable[..., None], dict[str, Any]]] = deque(maxlen=self.LIMIT)
+        self.dropped = 0
+
+    def add(self, work: Callable[..., None], body: dict[str, Any]) -> None:
+        with self._lock:
+            if len(self._items) == self.LIMIT:
+                self.dropped += 1
+            self._items.append((work, body))
+
+    def take(self) -> list[tuple[Callable[..., None], dict[str, Any]]]:
+        with self._lock:
+            items = list(self._items)
+            self._items.clear()
+            return items
+
+    def put_back(self, items: list[tuple[Callable[..., None], dict[str, Any]]]) -> None:
+        """Items taken but not done go back in front, in their order."""
+        with self._lock:
+            self._items.extendleft(reversed(items))
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+
 @dataclass
 class Deps:
     config: Config
@@ -67,6 +103,7 @@ class Deps:
     oncall: OnCallSource | None = None
     """Who is on call in PagerDuty (None when PAGERDUTY_API_TOKEN or PAGERDUTY_ESCALATION_POLICY is unset)."""
     extra: dict[str, Any] = field(default_factory=dict)
+    deferred: Deferred = field(default_factory=Deferred)
     group_commit: GroupCommit = field(init=False, repr=False)
     messages: MessageReader = field(init=False, repr=False)
     within: Within = field(default_factory=Within, repr=False)  # look-ups that acks wait for, briefly

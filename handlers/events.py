@@ -14,6 +14,7 @@ from slack_sdk.errors import SlackApiError
 from sqlmodel import Session
 
 from core import store
+from core.templating import unescape_slack
 from core.timeline_capture import (
     Tagging,
     delete_message,
@@ -99,7 +100,8 @@ def tag(deps: Deps, body: dict[str, Any], *, channel: str, ts: str, tag_name: st
         return
     tagging = Tagging(
         event_id=str(body.get("event_id") or ""), incident_id=incident_id, channel=channel, ts=ts,
-        text=str(message.get("text") or ""), author=str(message.get("user") or message.get("bot_id") or ""),
+        text=unescape_slack(str(message.get("text") or "")),
+        author=str(message.get("user") or message.get("bot_id") or ""),
         tag=tag_name, source=source, at=deps.now(), permalink=permalink(deps, channel, ts, message.get("thread_ts")),
     )  # fmt: skip
     deps.tag_together(tagging)
@@ -163,7 +165,7 @@ def on_message(deps: Deps, body: dict[str, Any]) -> None:
     channel = event.get("channel")
     subtype = event.get("subtype")
     if subtype == "message_changed":
-        ts, text = _changed_ts(event), str((event.get("message") or {}).get("text") or "")
+        ts, text = _changed_ts(event), unescape_slack(str((event.get("message") or {}).get("text") or ""))
         once_for_message(deps, body, channel, ts, lambda s: _edited(s, channel, ts, text))
     elif subtype == "message_deleted":
         ts = _changed_ts(event)

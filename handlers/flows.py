@@ -6,19 +6,22 @@ one WebClient for Slack, and never parse payloads themselves."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from slack_sdk.errors import SlackApiError
 from sqlmodel import Session
 
 from core import paging, store
 from core.enums import Phase, Role, Severity
+from core.errors import NotAllowed
 from core.models import Incident
 from core.naming import channel_name, slugify
 from core.severity import ImpactFacts, classify
 from handlers import blockkit
 from handlers.deps import Deps
+from handlers.posting import PostKey, post_once
 from handlers.reply import Who, reply_private
 
 log = logging.getLogger("sitrep.flows")
@@ -94,12 +97,15 @@ def declare(
     return finish_declare(deps, incident, who)
 
 
-def finish_declare(deps: Deps, incident: Incident, who: Who) -> Incident:
-    """Run the remaining steps of the declare flow, recording each, so that a failure can be resumed."""
+def finish_declare(deps: Deps, incident: Incident, who: Who, *, resumed: bool = False) -> Incident:
+    """Run the remaining steps of the declare flow, recording each, so that a failure can be resumed.
+
+    A first attempt that fails tells the declarer once; a `resumed` attempt (the scheduler's, or at start) that
+    fails again is only logged, and tells them when it succeeds."""
     steps = {
         "channel": _create_channel,
         "invited": _invite_and_set_topic,
-        "intro": _post_intro,
+        "intro": lambda d, i: _post_intro(d, i, retry=resumed),
         "bookmarked": _bookmark_bridge,
         "announced": _announce,
         "confirmed": lambda d, i: _confirm(d, i, who),
@@ -111,12 +117,14 @@ def finish_declare(deps: Deps, incident: Incident, who: Who) -> Incident:
         except Exception as exc:  # noqa: BLE001 - reported below; the row keeps where it stopped
             _save(deps, incident, declare_error=f"{name}: {exc}"[:500])
             log.exception("declare of %s stopped at step %s", incident.key, name, extra={"incident": incident.key})
-            reply_private(
-                deps,
-                who,
-                f":sweat: {incident.key} is recorded, but {STEP_WORDS[name]} failed on our side. "
-                "sitrep finishes the remaining steps when it restarts; the error has been logged.",
-            )
+            if not resumed:
+                reply_private(
+                    deps,
+                    who,
+                    f":sweat: {incident.key} is recorded, but {STEP_WORDS[name]} failed on our side. "
+                    "sitrep tries the remaining steps again shortly and tells you when it is done; "
+                    "the error has been logged.",
+                )
             return incident
         _save(deps, incident, declare_step=name, declare_error=None)
     return incident
@@ -127,13 +135,44 @@ def _confirm(deps: Deps, incident: Incident, who: Who) -> None:
         reply_private(deps, who, blockkit.mrkdwn("confirmation", incident=incident))
 
 
-def resume_declarations(deps: Deps) -> list[str]:
-    """Finish declarations that stopped part-way (e.g. Slack was down); the declarer is told by DM."""
+RESUMING = "resuming since "
+
+
+def _stalled(incident: Incident, now: datetime, stale: timedelta) -> bool:
+    """Whether a declaration should be resumed now: a step failed, or it stopped without a word (its process
+    died) or while being resumed longer than `stale` ago (a declare in flight is left alone)."""
+    error = incident.declare_error
+    if error is None:
+        return incident.declared_at <= now - stale
+    if error.startswith(RESUMING):
+        return datetime.fromisoformat(error.removeprefix(RESUMING)) <= now - stale
+    return True
+
+
+def resume_declarations(deps: Deps, *, stale: timedelta | None = None) -> list[str]:
+    """Finish declarations that stopped part-way (e.g. Slack was down); the declarer is told by DM when done.
+
+    At start every unfinished one is taken (`stale` None); the scheduler's periodic run takes those that failed
+    or stalled (see _stalled). Each is claimed first with one conditional update, so that two replicas never
+    resume the same one at once."""
+    now = deps.now()
     with deps.read() as session:
         pending = store.unfinished_declarations(session=session)
+    resumed = []
     for incident in pending:
-        finish_declare(deps, incident, Who(user_id=incident.declared_by, channel_id=None, response_url=None))
-    return [incident.key or "" for incident in pending]
+        if stale is not None and not _stalled(incident, now, stale):
+            continue
+        with deps.tx() as session:
+            claimed = store.claim_declaration(
+                session=session, incident_id=incident.id or 0, seen=incident.declare_error,
+                marker=f"{RESUMING}{now.isoformat()}",
+            )  # fmt: skip
+        if not claimed:
+            continue
+        who = Who(user_id=incident.declared_by, channel_id=None, response_url=None)
+        finish_declare(deps, incident, who, resumed=True)
+        resumed.append(incident.key or "")
+    return resumed
 
 
 def _save(deps: Deps, incident: Incident, **changes: object) -> None:
@@ -173,6 +212,9 @@ def invite(deps: Deps, channel_id: str, users: Sequence[str]) -> None:
     except SlackApiError as exc:
         if slack_error(exc) not in ("already_in_channel", "cant_invite_self"):
             raise
+    cache: dict[tuple[str, str], tuple[bool, float]] = deps.extra.setdefault("members", {})
+    for user in wanted:
+        cache[(channel_id, user)] = (True, time.monotonic() + MEMBERS_SECONDS)
 
 
 def user_name(deps: Deps, user_id: str) -> str:
@@ -232,7 +274,9 @@ def _roles(deps: Deps, incident: Incident) -> dict[Role, str]:
         return store.roles_of(session=session, incident=incident)
 
 
-def _post_intro(deps: Deps, incident: Incident) -> None:
+def _post_intro(deps: Deps, incident: Incident, *, retry: bool = False) -> None:
+    """Post and pin the intro. It carries a key (handlers.posting), so that a resumed declare whose first post
+    timed out, or whose process died before storing the ts, finds it instead of posting it twice."""
     assert incident.channel_id
     if incident.intro_ts is None:
         blocks = blockkit.intro_blocks(
@@ -244,9 +288,10 @@ def _post_intro(deps: Deps, incident: Incident) -> None:
             bridge=bridge_url(deps, incident),
         )
         text = blockkit.fallback_text(f"{incident.key} {incident.severity.label}: {incident.title}")
-        response = deps.client.chat_postMessage(channel=incident.channel_id, text=text, blocks=blocks)
+        key = PostKey("intro", str(incident.id))
+        ts, _new = post_once(deps, incident.channel_id, key, retry=retry, text=text, blocks=blocks)
         # Recorded at once: a failure of the pin below must not post the intro a second time on resume.
-        _save(deps, incident, intro_ts=response["ts"])
+        _save(deps, incident, intro_ts=ts)
     try:
         deps.client.pins_add(channel=incident.channel_id, timestamp=incident.intro_ts)
     except SlackApiError as exc:
@@ -378,8 +423,22 @@ def assign_role(deps: Deps, incident: Incident, *, role: Role, user_id: str, act
         refresh_topic(deps, incident)
 
 
+MEMBERS_SECONDS = 30.0  # how long an answer of conversations.members is trusted
+
+
 def is_member(deps: Deps, channel_id: str, user_id: str) -> bool:
-    """Whether the user is in the channel. A private channel the bot was removed from counts as not visible."""
+    """Whether the user is in the channel (conversations.members, cached briefly per channel and person). A
+    private channel the bot was removed from counts as not visible."""
+    cache: dict[tuple[str, str], tuple[bool, float]] = deps.extra.setdefault("members", {})
+    hit = cache.get((channel_id, user_id))
+    if hit is not None and hit[1] > time.monotonic():
+        return hit[0]
+    found = _in_members(deps, channel_id, user_id)
+    cache[(channel_id, user_id)] = (found, time.monotonic() + MEMBERS_SECONDS)
+    return found
+
+
+def _in_members(deps: Deps, channel_id: str, user_id: str) -> bool:
     cursor = None
     while True:
         try:
@@ -393,6 +452,18 @@ def is_member(deps: Deps, channel_id: str, user_id: str) -> bool:
         cursor = (response.get("response_metadata") or {}).get("next_cursor")
         if not cursor:
             return False
+
+
+def require_member(deps: Deps, incident: Incident, user_id: str | None) -> None:
+    """Changing an incident takes membership of its channel (SPEC §15); anyone may still read a public one."""
+    if incident.channel_id and user_id and is_member(deps, incident.channel_id, user_id):
+        return
+    if incident.private or not incident.channel_id:
+        raise NotAllowed("Only the members of that incident's channel can change it.")
+    raise NotAllowed(
+        f"Only members of <#{incident.channel_id}> can change {incident.key}. Join the channel to help; "
+        f"anyone may follow it with `/incident status` there."
+    )
 
 
 def visible_open_incidents(deps: Deps, user_id: str) -> list[Incident]:

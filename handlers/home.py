@@ -24,6 +24,13 @@ def _line(incident: Incident) -> str:
     return f"*{incident.key}* {incident.severity.label}{where} {escape_slack(incident.title)}{lock}"
 
 
+PRIVATE_ITEM = "An action item in a private incident"
+
+
+def _member(deps: Deps, incident: Incident, user_id: str) -> bool:
+    return incident.channel_id is not None and flows.is_member(deps, incident.channel_id, user_id)
+
+
 def home_view(deps: Deps, user_id: str) -> dict[str, Any]:
     # Most severe first, then newest (visible_open_incidents gives newest first; the sort is stable).
     visible = sorted(flows.visible_open_incidents(deps, user_id), key=lambda i: i.severity.level)
@@ -46,6 +53,9 @@ def home_view(deps: Deps, user_id: str) -> dict[str, Any]:
     blocks += [DividerBlock(), section("*Your action items*" if items else "*Your action items*\nNone open.")]
     today = deps.now().astimezone(deps.config.zone).date()
     for item, incident in items[:MAX_LISTED]:
+        if incident.private and incident.id not in visible_ids and not _member(deps, incident, user_id):
+            blocks.append(section(PRIVATE_ITEM))  # neither its title nor its incident (SPEC §15)
+            continue
         due = f", due {item.due.isoformat()}" if item.due else ""
         if item.due and item.due < today:
             due += ", :warning: overdue"

@@ -13,6 +13,8 @@ from core.errors import InvalidInput
 MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 SEVERITY_WORDS = "`sev1`, `sev2`, `sev3` or `sev4`"
 ROLE_WORDS = "`commander`, `comms`, `scribe` or `ops`"
+# The commands that change an incident: they take membership of its channel (SPEC §15).
+CHANGING_COMMANDS = ("update", "severity", "role", "note", "action", "resolve", "reopen", "pir", "page")
 CHANNEL_COMMANDS = (
     "update", "severity", "role", "note", "action", "status", "timeline", "resolve", "pir", "catchup", "page",
 )  # fmt: skip
@@ -35,6 +37,10 @@ class Command:
     def needs_incident_channel(self) -> bool:
         # `reopen INC-7` works from any channel (its channel may be archived); `reopen` alone is about this one.
         return self.name in CHANNEL_COMMANDS or (self.name == "reopen" and not self.text)
+
+    @property
+    def changes_incident(self) -> bool:
+        return self.name in CHANGING_COMMANDS
 
 
 def parse_severity(token: str) -> Severity:

@@ -14,7 +14,7 @@ from core import store
 from core.errors import InvalidInput
 from core.reminders import Claim
 from core.templating import format_when
-from handlers import blockkit
+from handlers import blockkit, flows
 from handlers.deps import Deps
 from handlers.reply import Who, after_ack, reply_private
 
@@ -42,6 +42,9 @@ def snooze(deps: Deps, body: dict[str, Any]) -> None:
     incident_id, _, minutes = str(body["actions"][0].get("value") or "").partition(":")
     if not (incident_id.isdigit() and minutes.isdigit() and int(minutes) in SNOOZES.values()):
         raise InvalidInput("That snooze button is not one of sitrep's (15m, 30m or 1h).")
+    with deps.read() as session:
+        snoozed = store.incident_by_id(session=session, incident_id=incident_id)
+    flows.require_member(deps, snoozed, Who.of(body).user_id)
     until = deps.now() + timedelta(minutes=int(minutes))
     with deps.tx() as session:
         incident = store.incident_by_id(session=session, incident_id=incident_id)

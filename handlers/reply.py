@@ -10,6 +10,7 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
+from core.db import is_outage
 from core.errors import SitrepError
 from handlers.deps import Deps, deps_of
 
@@ -60,10 +61,27 @@ def reply_private(deps: Deps, who: Who, text: str, blocks: list[dict[str, Any]] 
     deps.client.chat_postMessage(channel=who.user_id, text=text, blocks=blocks)
 
 
+OUTAGE_TEXT = (
+    ":warning: sitrep couldn't save that: its database is unavailable at the moment, so nothing was changed. "
+    "Please try again in a minute."
+)
+
+
 def handle_error(deps: Deps, error: BaseException, body: dict[str, Any]) -> None:
-    """The one error handler: a SitrepError is the user's, anything else is ours."""
+    """The one error handler: a SitrepError is the user's, anything else is ours. A database outage gets a
+    clear "try again" (SPEC §15). Events are nobody's request: their errors are logged, never answered, so that
+    people chatting while something fails (in any channel) get no error replies."""
     who = Who.of(body)
-    if isinstance(error, SitrepError):
+    if body.get("type") == "event_callback":
+        event = body.get("event") if isinstance(body.get("event"), dict) else {}
+        log.error("event work failed: %s", type(error).__name__, exc_info=error,
+                  extra={"event_type": event.get("type"), "channel": who.channel_id})  # fmt: skip
+        return
+    if is_outage(error):
+        log.warning("database unavailable: %s answered with try again", body.get("type") or body.get("command"),
+                    exc_info=error, extra={"user": who.user_id, "channel": who.channel_id})  # fmt: skip
+        text = OUTAGE_TEXT
+    elif isinstance(error, SitrepError):
         text = f":warning: {error}"
     else:
         ref = uuid.uuid4().hex[:8]
@@ -89,14 +107,19 @@ def handle_error(deps: Deps, error: BaseException, body: dict[str, Any]) -> None
 Work = Callable[[Deps, dict[str, Any]], None]
 
 
-def guarded(work: Work) -> Callable[..., None]:
-    """Make `work(deps, body)` a Bolt lazy listener (it runs after the ack) behind the one error handler."""
+def guarded(work: Work, *, defer_outage: bool = False) -> Callable[..., None]:
+    """Make `work(deps, body)` a Bolt lazy listener (it runs after the ack) behind the one error handler. With
+    `defer_outage` (event work), work that failed for a database outage waits to run again (retry_deferred)."""
 
     def run(body: dict[str, Any], context: Any) -> None:
         deps = deps_of(context)
         try:
             work(deps, body)
         except Exception as error:  # noqa: BLE001 - errors must never kill the worker
+            if defer_outage and is_outage(error):
+                deps.deferred.add(work, body)
+                log.warning("database unavailable: an event's work waits for it", extra={"waiting": len(deps.deferred)})
+                return
             handle_error(deps, error, body)
 
     run.__name__ = run.__qualname__ = f"lazy_{work.__name__}"
@@ -116,19 +139,37 @@ def after_ack(work: Work) -> dict[str, Any]:
 RETRY_KEY = "sitrep_retry_num"
 
 
+def retry_deferred(deps: Deps) -> int:
+    """Run again the event work that a database outage held up, oldest first; at the first that meets the
+    outage again, it and the rest wait for the next call. Returns how many ran."""
+    pending = deps.deferred.take()
+    for done, (work, body) in enumerate(pending):
+        try:
+            work(deps, body)
+        except Exception as error:  # noqa: BLE001 - logged, never raised
+            if is_outage(error):
+                deps.deferred.put_back(pending[done:])
+                return done
+            handle_error(deps, error, body)
+    return len(pending)
+
+
 def in_background(work: Work, *, at_ack: Work | None = None) -> Callable[..., None]:
     """An event listener that hands `work(deps, body)` to the worker pool and returns at once; `at_ack`, if
     given, runs first, before the ack (keep it cheap and free of Slack calls).
 
     Bolt acknowledges events by itself; unlike a lazy listener this does not deep-copy the request, which
     matters on the busiest path (every message and reaction)."""
-    guarded_work = guarded(work)
+    guarded_work = guarded(work, defer_outage=True)
 
     def submit(body: dict[str, Any], context: Any, request: Any) -> None:
         deps = deps_of(context)
         assert deps.executor is not None
         if at_ack is not None:
-            at_ack(deps, body)
+            try:
+                at_ack(deps, body)
+            except Exception:  # noqa: BLE001 - only a help for the work (e.g. a read ahead); the ack goes on
+                log.warning("work at the ack of an event failed", exc_info=True)
         retry = (request.headers.get("x-slack-retry-num") or [None])[0]
         deps.executor.submit(guarded_work, {**body, RETRY_KEY: retry} if retry else body, {"deps": deps})
 

@@ -11,6 +11,7 @@ from slack_sdk.errors import SlackApiError
 from core import store
 from core.errors import InvalidInput
 from core.models import Incident
+from core.templating import unescape_slack
 from core.timeline_capture import tag_message
 from handlers import flows, modals
 from handlers.deps import Deps
@@ -49,7 +50,8 @@ def on_shortcut(deps: Deps, body: dict[str, Any]) -> None:
     message = body["message"]
     tagged = {  # the message to add, as add() and the picker's private_metadata take it
         "channel": body["channel"]["id"], "ts": message["ts"], "thread_ts": message.get("thread_ts"),
-        "text": str(message.get("text") or ""), "author": str(message.get("user") or message.get("bot_id") or ""),
+        "text": unescape_slack(str(message.get("text") or "")),
+        "author": str(message.get("user") or message.get("bot_id") or ""),
     }  # fmt: skip
     with deps.read() as session:
         here = store.incident_by_channel(session=session, channel_id=tagged["channel"])
@@ -87,7 +89,7 @@ def _whole_text(deps: Deps, channel: str, ts: str, start: str) -> str:
         reason = error.response.get("error")
         log.info("could not read a long message whole", extra={"channel": channel, "error": reason})
         message = None
-    return str(message.get("text") or "") if message else f"{start}…"
+    return unescape_slack(str(message.get("text") or "")) if message else f"{start}…"
 
 
 def register(app: App) -> None:

@@ -12,8 +12,9 @@ from slack_sdk.models.blocks.basic_components import MarkdownTextObject
 from core import store
 from core.enums import EntryKind
 from core.models import Incident, TimelineEntry
-from core.templating import escape_slack, format_when
+from core.templating import escape_slack, escape_text, format_when
 from core.timeline_capture import set_kind
+from handlers import flows
 from handlers.blockkit import button, clip, section, to_dicts
 from handlers.deps import Deps
 from handlers.reply import Who, after_ack, reply_private
@@ -22,7 +23,6 @@ PAGE = 20
 KIND_ACTION = "sitrep_entry_kind"
 PAGE_ACTION = "sitrep_timeline_page"
 _USER = re.compile(r"[UW][A-Z0-9]+")
-_ESCAPED_MENTION = re.compile(r"&lt;@([UW][A-Z0-9]+)&gt;")
 
 
 def who_text(actor: str) -> str:
@@ -37,9 +37,7 @@ def _entry_block(entry: TimelineEntry, tz: str) -> SectionBlock:
     options = _kind_options(entry.id or 0)
     current = next(o for o in options if o.value.endswith(f":{entry.kind.value}"))
     link = f" <{entry.permalink}|view>" if entry.permalink else ""
-    said = escape_slack(entry.text)
-    if entry.source == "bot":  # the bot's own entries name people as mentions (`Scribe: <@U123>`)
-        said = _ESCAPED_MENTION.sub(r"<@\1>", said)
+    said = escape_text(entry.text)  # mentions stay mentions (`Scribe: <@U123>`); `<!channel>` never comes alive
     text = f"*{format_when(entry.occurred_at, tz, 'time')}* {who_text(entry.actor)}: {said}"
     return SectionBlock(
         text=MarkdownTextObject(text=clip(text, 2900) + link),
@@ -94,6 +92,9 @@ def on_page(deps: Deps, body: dict[str, Any]) -> None:
 
 def on_kind(deps: Deps, body: dict[str, Any]) -> None:
     entry_id, _, kind = body["actions"][0]["selected_option"]["value"].partition(":")
+    with deps.read() as session:
+        incident = store.incident_of_entry(session=session, entry_id=int(entry_id))
+    flows.require_member(deps, incident, Who.of(body).user_id)  # a change: it takes membership (SPEC §15)
     with deps.tx() as session:
         set_kind(session=session, entry_id=int(entry_id), kind=EntryKind(kind))
 

@@ -54,10 +54,13 @@ def run_impact_changed(deps: Deps, body: dict[str, Any]) -> None:
     deps.client.views_update(view_id=view["id"], hash=view.get("hash"), view=again)
 
 
-def _incident_of(deps: Deps, view: dict[str, Any]) -> Incident:
+def _incident_of(deps: Deps, view: dict[str, Any], user_id: str) -> Incident:
+    """The incident a submitted modal is about, if the person submitting it may change it."""
     incident_id = modals.metadata(view).get("incident_id")
     with deps.read() as session:
-        return store.incident_by_id(session=session, incident_id=incident_id)
+        incident = store.incident_by_id(session=session, incident_id=incident_id)
+    flows.require_member(deps, incident, user_id)
+    return incident
 
 
 def ack_update(ack: Ack, view: dict[str, Any]) -> None:
@@ -67,7 +70,7 @@ def ack_update(ack: Ack, view: dict[str, Any]) -> None:
 
 def run_update(deps: Deps, body: dict[str, Any]) -> None:
     view = body["view"]
-    incident = _incident_of(deps, view)
+    incident = _incident_of(deps, view, body["user"]["id"])
     phase = modals.state_value(view, "phase")
     flows.status_update(
         deps,
@@ -80,7 +83,7 @@ def run_update(deps: Deps, body: dict[str, Any]) -> None:
 
 def run_severity(deps: Deps, body: dict[str, Any]) -> None:
     view = body["view"]
-    incident = _incident_of(deps, view)
+    incident = _incident_of(deps, view, body["user"]["id"])
     flows.change_severity(
         deps,
         incident,
@@ -92,7 +95,7 @@ def run_severity(deps: Deps, body: dict[str, Any]) -> None:
 
 def run_resolve(deps: Deps, body: dict[str, Any]) -> None:
     view = body["view"]
-    incident = _incident_of(deps, view)
+    incident = _incident_of(deps, view, body["user"]["id"])
     resolution.resolve(deps, incident, actor_id=body["user"]["id"], **modals.resolution_from_state(view))
 
 

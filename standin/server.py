@@ -115,6 +115,18 @@ def _json(a: Args, key: str, error: str) -> Any:
     return value
 
 
+def _metadata(a: Args) -> Args | None:
+    """Message metadata: an object with a string ``event_type`` and an object ``event_payload``."""
+    meta = _json(a, "metadata", "invalid_metadata_format")
+    if meta is None:
+        return None
+    if not isinstance(meta, dict):
+        raise SlackError("invalid_metadata_format")
+    if not isinstance(meta.get("event_type"), str) or not isinstance(meta.get("event_payload"), dict):
+        raise SlackError("invalid_metadata_schema")
+    return meta
+
+
 def _ts(value: str, error: str = "bad_timestamp") -> Decimal:
     try:
         return Decimal(value)
@@ -173,6 +185,7 @@ class FakeSlack:
         self._ids = itertools.count(1)
         self._last_us = 0
         self._faults: dict[str, list[_Fault]] = {}
+        self._slow: dict[str, list[float]] = {}
         self._triggers: dict[str, Args] = {}
         self._response_urls: dict[str, Args] = {}
         self._uploads: dict[str, Args] = {}
@@ -266,6 +279,12 @@ class FakeSlack:
         fault = _Fault(status or (200 if error else 429), times, retry_after, error)
         with self._lock:
             self._faults.setdefault(method, []).append(fault)
+
+    def slow_next(self, method: str, delay: float, *, times: int = 1) -> None:
+        """The next ``times`` calls of ``method`` do their work at once but answer only ``delay`` seconds later,
+        as a slow Slack does: a client that gives up before then does not know that the call happened."""
+        with self._lock:
+            self._slow.setdefault(method, []).extend([delay] * times)
 
     def issue_trigger_id(self, user: str | None = None, view_id: str | None = None) -> str:
         """A trigger_id as an interaction would carry: single use, valid for 3 s of ``fake.clock``."""
@@ -591,7 +610,11 @@ class FakeSlack:
                 status, headers, body = 500, {}, {"ok": False, "error": "fake_internal_error"}
             self.calls.append(Call(method, args, body, status))
             self._changed.notify_all()
-            return status, headers, body
+            slow = self._slow.get(method)
+            delay = slow.pop(0) if slow else 0.0
+        if delay:
+            time.sleep(delay)
+        return status, headers, body
 
     def _dispatch(self, method: str, args: Args, token: str | None) -> Args:
         faults = self._faults.get(method)
@@ -692,7 +715,7 @@ class FakeSlack:
             "text": text,
             "blocks": blocks,
             "attachments": attachments,
-            "metadata": _json(a, "metadata", "invalid_metadata_format"),
+            "metadata": _metadata(a),
         }
         return {k: v for k, v in content.items() if v is not None}, warnings
 
@@ -1013,7 +1036,11 @@ def _conversations_history(fake: FakeSlack, a: Args) -> Args:
     ch = fake._conv(a, member=True)
     top = [m for m in ch.messages if m.get("thread_ts") in (None, m["ts"]) or m.get("subtype") == "thread_broadcast"]
     page, meta = fake._page(fake._window(top, a)[::-1], a)
-    return {"messages": copy.deepcopy(page), "pin_count": len(ch.pins), **meta}
+    messages = copy.deepcopy(page)
+    if not _flag(a, "include_all_metadata"):  # Slack returns message metadata only when asked for it
+        for message in messages:
+            message.pop("metadata", None)
+    return {"messages": messages, "pin_count": len(ch.pins), **meta}
 
 
 @api("conversations.replies")
@@ -1316,4 +1343,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         for key, value in (headers or {}).items():
             self.send_header(key, value)
         self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout) or its process died
+            self.close_connection = True

@@ -299,6 +299,7 @@ def test_intro_buttons_open_modals_whose_submissions_change_the_incident(bot: Ha
     bot.command("declare sev3 Buttons")
     incident = bot.incident("INC-1")
     channel = incident.channel_id or ""
+    bot.fake.join_as_user(channel, BOB)  # changing an incident takes membership of its channel (SPEC §15)
     bot.slack.block_action("sitrep_post_update", user=BOB, channel=channel, message=incident.intro_ts)
     bot.idle()
     update = bot.fake.last_view("sitrep_update")
@@ -372,3 +373,35 @@ def test_stopping_a_server_that_closed_itself_neither_fails_nor_writes_to_its_ol
         raise AssertionError("the server did not close its listening socket")
     server.stop()
     assert server._thread is not None and not server._thread.is_alive()  # type: ignore[attr-defined]
+
+
+def test_a_failed_invite_is_finished_by_the_scheduler_without_a_restart(bot: Harness) -> None:
+    """Issue 17 item 6: the declare stopped at its invite is taken up by the scheduler's periodic job; the
+    declarer was told once, and is told again when it is done."""
+    bot.fake.fail_next("conversations.invite", error="fatal_error")
+    bot.command("declare sev2 Invite trouble")
+    incident = bot.incident("INC-1")
+    assert incident.declare_step == "channel" and incident.intro_ts is None
+    assert sum("INC-1 is recorded, but inviting you" in t for t in bot.replies(ALICE)) == 1
+    assert bot.sitrep.scheduler.resume_declarations() == ["INC-1"]
+    incident = bot.incident("INC-1")
+    channel = bot.fake.channel(incident.channel_id or "")
+    assert incident.declare_step == "confirmed" and ALICE in channel.members and channel.pins == [incident.intro_ts]
+    assert any("INC-1 declared as SEV2" in m["text"] for m in bot.fake.dms(ALICE))
+    assert bot.sitrep.scheduler.resume_declarations() == []
+
+
+def test_an_intro_post_that_outlives_the_client_timeout_is_not_posted_twice_on_resume(bot: Harness) -> None:
+    """Issue 17 item 6: Slack posts the intro but answers after the client gave up, so its ts was never stored.
+    The resumed declare finds the intro by its metadata key, stores and pins it, and posts no second one."""
+    bot.sitrep.deps.client.timeout = 3  # the listeners' threads open their connections at their first call
+    bot.fake.slow_next("chat.postMessage", 5)
+    bot.command("declare sev2 Slow intro")
+    incident = bot.incident("INC-1")
+    assert incident.declare_step == "invited" and incident.intro_ts is None
+    assert bot.sitrep.scheduler.resume_declarations() == ["INC-1"]
+    incident = bot.incident("INC-1")
+    intros = [m for m in bot.fake.messages(incident.channel_id or "") if m.get("blocks")]
+    assert len(intros) == 1 and incident.intro_ts == intros[0]["ts"]
+    assert bot.fake.channel(incident.channel_id or "").pins == [incident.intro_ts]
+    assert incident.declare_step == "confirmed"

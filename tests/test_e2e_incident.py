@@ -370,4 +370,5 @@ def test_the_timeline_view_shows_people_the_bot_named_as_mentions(bot: Harness) 
     bot.command("timeline", channel=channel)
     view = json.dumps(bot.fake.ephemerals(user=ALICE)[-1])
     assert f"Scribe: <@{BOB}>" in view
-    assert f"ask &lt;@{CAROL}&gt; about &lt;!channel&gt;" in view  # what people write stays escaped
+    # What people write is escaped, but the people they mention stay mentions (SPEC §15, issue 17 item 9).
+    assert f"ask <@{CAROL}> about &lt;!channel&gt;" in view

@@ -181,6 +181,7 @@ def test_a_snooze_moves_the_next_reminder_to_now_plus_the_snooze(
     message = reminder_messages(bot, channel)[-1]
     incident_id = bot.incident("INC-1").id
     at(clock, minutes=32)
+    bot.fake.join_as_user(channel, CAROL)  # snoozing changes the incident: it takes membership (SPEC §15)
     response = bot.slack.block_action(
         "sitrep_snooze_1h", f"{incident_id}:60", user=CAROL, channel=channel, message=message["ts"]
     )
@@ -482,3 +483,20 @@ def test_the_digest_lists_the_most_severe_first_and_says_which_updates_are_overd
     assert lines[2].startswith("• *INC-3* SEV2") and "overdue" not in lines[2]
     assert lines[3].startswith("• *INC-1* SEV3") and "no status update yet" in lines[3]
     assert "overdue" in lines[1] and "overdue" in lines[3]
+
+
+def test_a_reminder_post_that_outlives_the_client_timeout_is_not_posted_again(
+    bot: Harness, clock: FrozenClock, channel: str
+) -> None:
+    """Issue 17 item 6: Slack posts the reminder but answers after the client gave up. The next tick finds the
+    message by its metadata key instead of posting it a second time, and counts it once."""
+    bot.sitrep.deps.client.timeout = 1  # the posting threads open their connections at the first tick, with this
+    bot.fake.slow_next("chat.postMessage", 2.5)
+    assert tick(bot, clock, minutes=30) == 0  # timed out: as far as the bot knows, not posted
+    assert len(texts(bot, channel)) == 1  # but Slack has it
+    assert tick(bot, clock, minutes=30, seconds=10) == 1  # found, not posted again
+    assert tick(bot, clock, minutes=30, seconds=20) == 0
+    assert len(texts(bot, channel)) == 1
+    incident = bot.incident("INC-1")
+    assert incident.missed_reminders == 1
+    assert incident.next_update_due == START + timedelta(minutes=60, seconds=10)
