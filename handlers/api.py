@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from core import api as core_api
+from core import store
 from core.api import DeclareRequest
 from core.errors import BadPayload
 from core.models import Incident
@@ -95,5 +96,5 @@ def _settled(deps: Deps, incident: Incident) -> Incident:
     while incident.channel_id is None and incident.declare_error is None and time.monotonic() < deadline:
         time.sleep(0.05)
         with deps.read() as session:
-            incident = session.get(Incident, incident.id) or incident
+            incident = store.reload(session=session, incident=incident)
     return incident

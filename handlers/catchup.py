@@ -8,6 +8,7 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
+from core import store
 from core.channel_life import CatchUp, catch_up, claim_welcome, release_welcome
 from core.models import Incident
 from handlers import blockkit
@@ -60,8 +61,8 @@ def on_member_joined(deps: Deps, body: dict[str, Any]) -> None:
     if incident_id is None:
         return
     with deps.tx() as session:
-        incident = session.get(Incident, incident_id)
-        if incident is None or user == incident.declared_by:  # the declarer was there from the start
+        incident = store.incident_by_id(session=session, incident_id=incident_id)
+        if user == incident.declared_by:  # the declarer was there from the start
             return
         if not claim_welcome(session=session, incident_id=incident_id, user_id=user, now=deps.now()):
             return

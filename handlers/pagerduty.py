@@ -85,9 +85,9 @@ def run_invite(deps: Deps, body: dict[str, Any]) -> None:
     who = Who.of(body)
     action = (body.get("actions") or [{}])[0]
     incident_id, _, user_id = str(action.get("value") or "").partition(":")
-    with deps.tx() as session:
-        incident = session.get(Incident, int(incident_id)) if incident_id.isdigit() else None
-    if incident is None or not incident.channel_id or not user_id:
+    with deps.read() as session:
+        incident = store.incident_by_id(session=session, incident_id=incident_id)
+    if not incident.channel_id or not user_id:
         raise NotFound("That incident is gone.")
     if not flows.is_member(deps, incident.channel_id, who.user_id or ""):
         raise InvalidInput(f"Join <#{incident.channel_id}> to invite people into {incident.key}.")
