@@ -19,12 +19,16 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy.engine import Engine
 
 from bot.observability import Metrics
+from bot.outbox import OutboxWorker, Sender
+from bot.pagerduty import EventsSender, PagerDutyRest
 from bot.scheduler import Scheduler
 from bot.settings import Settings
 from bot.slack_client import ObservedWebClient, make_client, make_webhook
+from core import paging
 from core.clock import Clock, SystemClock
 from core.db import make_engine, session_factory, upgrade
-from handlers import actions, commands, events, home, reminders, shortcuts, timeline_view, views
+from core.paging import Paging
+from handlers import actions, commands, events, home, pagerduty, reminders, shortcuts, timeline_view, views
 from handlers.deps import Config, Deps
 from handlers.reply import handle_error
 
@@ -71,6 +75,7 @@ class Sitrep:
     engine: Engine
     executor: WorkPool
     scheduler: Scheduler
+    outbox: OutboxWorker
 
     def close(self) -> None:
         self.scheduler.stop()
@@ -113,6 +118,7 @@ def create_app(
         executor=executor,
         metrics=metrics,
         team_url=identity.get("url"),
+        oncall=pagerduty_rest(settings),
     )
     bolt_logger = logging.getLogger("sitrep.bolt")
     bolt_logger.addFilter(_NoTokenSkippedWarning())
@@ -142,17 +148,36 @@ def create_app(
 
     # Each surface registers its listeners. Bolt tries them in this order for every request, so the busiest
     # (events: every message and reaction) come first, and the catch-all for other events last.
-    for module in (events, home, commands, views, actions, shortcuts, timeline_view, reminders):
+    for module in (events, home, commands, views, actions, shortcuts, timeline_view, reminders, pagerduty):
         module.register(bolt)
     bolt.event(re.compile(".*"))(events.ignore)
+    worker = OutboxWorker(deps, outbox_senders(settings, team_url=deps.team_url), give_up=settings.outbox_give_up)
     return Sitrep(
         bolt=bolt,
         deps=deps,
         settings=settings,
         engine=engine,
         executor=executor,
-        scheduler=Scheduler(deps, settings),
+        scheduler=Scheduler(deps, settings, outbox=worker),
+        outbox=worker,
     )
+
+
+def outbox_senders(settings: Settings, *, team_url: str | None) -> dict[str, Sender]:
+    """One sender per configured integration (SPEC §13): rows of others wait, and give up in time."""
+    senders: dict[str, Sender] = {}
+    if settings.pagerduty_routing_key is not None:
+        senders[paging.INTEGRATION] = EventsSender(
+            routing_key=settings.pagerduty_routing_key, url=settings.pagerduty_events_url, team_url=team_url
+        )
+    return senders
+
+
+def pagerduty_rest(settings: Settings) -> PagerDutyRest | None:
+    if settings.pagerduty_api_token is None:
+        return None
+    return PagerDutyRest(token=settings.pagerduty_api_token, url=settings.pagerduty_api_url,
+                         escalation_policy=settings.pagerduty_escalation_policy)  # fmt: skip
 
 
 def handler_config(settings: Settings) -> Config:
@@ -164,6 +189,9 @@ def handler_config(settings: Settings) -> Config:
         timeline_emoji=tuple(settings.timeline_emoji),
         announce_channel=settings.announce_channel,
         timezone=settings.timezone,
+        paging=Paging(enabled=settings.pagerduty_routing_key is not None, severities=settings.page_severities),
+        escalation_policy=settings.pagerduty_escalation_policy,
+        triage_channel=settings.triage_channel,
     )
 
 

@@ -27,8 +27,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bot.observability import configure_logging
 
     settings = _settings()
-    secrets = [settings.slack_bot_token, settings.slack_signing_secret, settings.slack_app_token]
-    configure_logging(secrets=[secret.get_secret_value() for secret in secrets if secret is not None])
+    configure_logging(secrets=settings.secret_values())
     port = args.port or settings.port
     return _serve(settings, port=port)
 

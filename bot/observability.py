@@ -116,6 +116,21 @@ class OpenIncidents(Collector):
         yield family
 
 
+class OutboxPending(Collector):
+    """Outbox rows not yet delivered nor given up, read from the database at scrape time."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from core.outbox import pending_count
+
+        family = GaugeMetricFamily("sitrep_outbox_pending", "Outbox rows waiting to be delivered")
+        with self.sessions() as session:
+            family.add_metric([], pending_count(session=session))
+        yield family
+
+
 class Metrics:
     """The process's metrics, in a registry of its own (several apps in one test process never meet)."""
 
@@ -132,9 +147,12 @@ class Metrics:
                                         ["severity"], registry=self.registry)  # fmt: skip
         self.slack_errors = Counter("sitrep_slack_api_errors", "Slack Web API errors by method",
                                     ["method", "error"], registry=self.registry)  # fmt: skip
+        self.outbox_failures = Counter("sitrep_outbox_failures", "Failed outbox delivery attempts by integration",
+                                       ["integration"], registry=self.registry)  # fmt: skip
 
     def watch_database(self, sessions: sessionmaker[Session]) -> None:
         self.registry.register(OpenIncidents(sessions))
+        self.registry.register(OutboxPending(sessions))
 
     def exposition(self) -> bytes:
         """The text `/metrics` answers (Prometheus exposition format)."""
@@ -152,6 +170,9 @@ class Metrics:
 
     def slack_error(self, method: str, error: str) -> None:
         self.slack_errors.labels(method, error).inc()
+
+    def outbox_failure(self, integration: str) -> None:
+        self.outbox_failures.labels(integration).inc()
 
 
 _KINDS = {"block_actions": "action", "view_submission": "view", "view_closed": "view",

@@ -13,6 +13,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bot.outbox import OutboxWorker
 from bot.settings import Settings
 from core import reminders, store
 from core.reminders import Claim
@@ -25,6 +26,7 @@ log = logging.getLogger("sitrep.scheduler")
 # A bot that was down at digest time posts the day's digest on start within this long after it.
 DIGEST_CATCH_UP = timedelta(hours=2)
 DIGEST_LIMIT = 50  # incidents listed in the digest; the rest are counted
+OUTBOX_INTERVAL = 2.0  # seconds between outbox delivery runs (SPEC §13.1): pages should leave at once
 
 
 class Scheduler:
@@ -34,9 +36,12 @@ class Scheduler:
     tests to call with a frozen clock; `start()` runs them on APScheduler, `stop()` ends them (waiting for a
     running tick). Several replicas may run the same jobs: each claim is atomic, so each thing is sent once."""
 
-    def __init__(self, deps: Deps, settings: Settings, *, posters: int = 16) -> None:
+    def __init__(
+        self, deps: Deps, settings: Settings, *, posters: int = 16, outbox: OutboxWorker | None = None
+    ) -> None:
         self.deps = deps
         self.settings = settings
+        self.outbox = outbox
         self._size = posters
         self._posters = ThreadPoolExecutor(max_workers=posters, thread_name_prefix="sitrep-remind")
         self._stopped = False
@@ -60,6 +65,9 @@ class Scheduler:
         for job, job_id in ((self.digest, "digest"), (self.remind_action_items, "items")):
             aps.add_job(self._safe(job), daily, id=job_id, name=job_id, max_instances=1, coalesce=True,
                         misfire_grace_time=int(DIGEST_CATCH_UP.total_seconds()))  # fmt: skip
+        if self.outbox is not None:
+            aps.add_job(self._safe(self.outbox.deliver), IntervalTrigger(seconds=OUTBOX_INTERVAL), id="outbox",
+                        name="outbox", max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))  # fmt: skip
         aps.start()
         self._aps = aps
 

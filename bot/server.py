@@ -21,6 +21,7 @@ from waitress.server import create_server
 
 from bot.app import Sitrep
 from bot.observability import Metrics, RequestLog, describe, describe_payload
+from bot.pagerduty_hook import PagerDutyHook
 from core.db import is_up_to_date
 
 log = logging.getLogger("sitrep.server")
@@ -37,6 +38,10 @@ class WsgiApp:
         self.metrics: Metrics = sitrep.deps.metrics
         self.requests = RequestLog(self.metrics, sitrep.deps.incident_id_of_channel)
         self._healthy_until = 0.0
+        # Webhooks of other services, served in Socket Mode too: (method, path) -> WSGI app.
+        self.hooks: dict[tuple[str, str], Callable[[dict[str, Any], StartResponse], Iterable[bytes]]] = {
+            ("POST", "/hooks/pagerduty"): PagerDutyHook(sitrep),
+        }
 
     def healthy(self) -> bool:
         if time.monotonic() < self._healthy_until:
@@ -60,6 +65,9 @@ class WsgiApp:
         if path == "/metrics" and method == "GET":
             start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
             return [self.metrics.exposition()]
+        hook = self.hooks.get((method, path))
+        if hook is not None:
+            return hook(environ, start_response)
         if not self.slack_events:
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"not found: this process takes Slack's requests over Socket Mode\n"]

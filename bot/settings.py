@@ -49,6 +49,60 @@ class Settings(BaseSettings):
     timezone: str = Field(default="UTC", alias="SITREP_TIMEZONE")
     digest_time: str = Field(default="09:00", alias="SITREP_DIGEST_TIME")
     port: int = Field(default=3000, ge=1, le=65535, alias="PORT")
+    # --- PagerDuty and the outbox (SPEC §13.1, §13.2) ---
+    pagerduty_routing_key: SecretStr | None = Field(default=None, alias="PAGERDUTY_ROUTING_KEY")
+    pagerduty_events_url: str = Field(default="https://events.pagerduty.com/v2/enqueue", alias="PAGERDUTY_EVENTS_URL")
+    page_severities: Annotated[frozenset[Severity], NoDecode] = Field(
+        default=frozenset({Severity.SEV1, Severity.SEV2}), alias="SITREP_PAGE_SEVERITIES"
+    )
+    pagerduty_api_token: SecretStr | None = Field(default=None, alias="PAGERDUTY_API_TOKEN")
+    pagerduty_api_url: str = Field(default="https://api.pagerduty.com", alias="PAGERDUTY_API_URL")
+    pagerduty_escalation_policy: str | None = Field(default=None, alias="PAGERDUTY_ESCALATION_POLICY")
+    pagerduty_webhook_secret: SecretStr | None = Field(default=None, alias="PAGERDUTY_WEBHOOK_SECRET")
+    outbox_give_up: Annotated[timedelta, NoDecode] = Field(default=timedelta(hours=24), alias="SITREP_OUTBOX_GIVE_UP")
+    triage_channel: str | None = Field(default=None, alias="SITREP_TRIAGE_CHANNEL")  # shared with §13.3
+
+    @field_validator("pagerduty_routing_key", "pagerduty_api_token", "pagerduty_webhook_secret")
+    @classmethod
+    def _optional_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value().strip() else None
+
+    @field_validator("pagerduty_escalation_policy")
+    @classmethod
+    def _policy(cls, value: str | None) -> str | None:
+        if value and not re.fullmatch(r"[A-Z0-9]+", value.strip()):
+            raise ValueError("use an escalation policy id such as PT20YPA")
+        return value.strip() if value else None
+
+    @field_validator("pagerduty_events_url", "pagerduty_api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"https?://[^/\s]+", value):
+            raise ValueError("use an http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("page_severities", mode="before")
+    @classmethod
+    def _page_severities(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return frozenset(Severity.parse(part) for part in _split(value) if part.lower() != "off")
+        return value
+
+    @field_validator("outbox_give_up", mode="before")
+    @classmethod
+    def _give_up(cls, value: Any) -> Any:
+        return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("triage_channel")
+    @classmethod
+    def _triage(cls, value: str | None) -> str | None:
+        if value and not re.fullmatch(r"[CG][A-Z0-9]+", value):
+            raise ValueError("use a channel id such as C0123ABC (not a #name)")
+        return value or None
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret (each SecretStr setting), for the log scrubber."""
+        return [value.get_secret_value() for value in vars(self).values() if isinstance(value, SecretStr)]
 
     @field_validator("cadence", mode="before")
     @classmethod

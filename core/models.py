@@ -211,3 +211,32 @@ class JobRun(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=64)
     run_key: str = Field(primary_key=True, max_length=64)
     claimed_at: datetime = _when()
+
+
+class OutboxRow(SQLModel, table=True):
+    """One call to an outside system (PagerDuty, Jira, Statuspage), written in the transaction of the change that
+    causes it and sent by the delivery worker (core.outbox): retried until it succeeds or gives up, in order per
+    incident and integration, claimed with a lease so that a crash between claim and send is retried, never lost."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        sa.Index("ix_outbox_due", "state", "next_attempt_at"),
+        sa.Index("ix_outbox_order", "incident_id", "integration", "id"),
+        sa.UniqueConstraint("idempotency_key", name="uq_outbox_idempotency_key"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    integration: str = Field(max_length=32)  # "pagerduty", "jira", "statuspage"
+    operation: str = Field(max_length=32)  # what the sender does, e.g. "trigger", "resolve"
+    payload: dict[str, Any] = _json(dict)
+    idempotency_key: str = Field(max_length=200)
+    incident_id: int | None = Field(default=None, foreign_key="incidents.id", ondelete="CASCADE")
+    state: str = Field(default="pending", max_length=16)  # pending, delivered, failed
+    attempts: int = 0
+    created_at: datetime = _when()
+    next_attempt_at: datetime = _when()
+    lease_until: datetime | None = _when(nullable=True)
+    lease_token: str | None = Field(default=None, max_length=40)
+    last_error: str | None = Field(default=None, max_length=500)
+    delivered_at: datetime | None = _when(nullable=True)
+    result: dict[str, Any] = _json(dict)  # what the remote answered that sitrep keeps (e.g. {"link": "OPS-12"})

@@ -6,11 +6,11 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-from core import store
+from core import outbox, store
 from core.enums import Priority
 from core.errors import InvalidInput, InvalidState, SitrepError
 from core.models import Incident
-from handlers import blockkit, flows, modals, resolution, timeline_view
+from handlers import blockkit, flows, modals, pagerduty, resolution, timeline_view
 from handlers.deps import Deps, deps_of
 from handlers.parse import Command, parse
 from handlers.reply import Who, guarded, reply_private
@@ -115,6 +115,7 @@ def _status(deps: Deps, body: dict[str, Any], who: Who, command: Command, incide
     assert incident is not None
     with deps.read() as session:
         roles = store.roles_of(session=session, incident=incident)
+        links = outbox.links(session=session, incident_id=incident.id or 0)
     end = incident.resolved_at or deps.now()
     text = blockkit.mrkdwn(
         "status",
@@ -122,8 +123,20 @@ def _status(deps: Deps, body: dict[str, Any], who: Who, command: Command, incide
         roles=blockkit.role_rows(roles),
         age=end - incident.declared_at,
         tz=deps.config.timezone,
+        links=links,
     )
     reply_private(deps, who, text)
+
+
+def _page(deps: Deps, body: dict[str, Any], who: Who, command: Command, incident: Incident | None) -> None:
+    assert incident is not None
+    pagerduty.page(deps, incident, who)
+
+
+def _oncall(deps: Deps, body: dict[str, Any], who: Who, command: Command, _: Incident | None) -> None:
+    with deps.read() as session:
+        incident = store.incident_by_channel(session=session, channel_id=who.channel_id or "")
+    pagerduty.show_on_call(deps, incident, who)
 
 
 def _list(deps: Deps, body: dict[str, Any], who: Who, command: Command, _: Incident | None) -> None:
@@ -169,6 +182,8 @@ _HANDLERS = {
     "resolve": _resolve,
     "reopen": _reopen,
     "pir": _pir,
+    "page": _page,
+    "oncall": _oncall,
 }
 
 

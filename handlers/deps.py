@@ -22,6 +22,7 @@ from core.cadence import Cadence
 from core.clock import Clock
 from core.db import GroupCommit, reading, transaction
 from core.enums import Severity
+from core.paging import OnCallSource, Paging
 from core.timeline_capture import Tagging, tag_messages
 from handlers.messages import MessageReader
 
@@ -39,6 +40,9 @@ class Config:
     timeline_emoji: tuple[str, ...]
     announce_channel: str | None
     timezone: str
+    paging: Paging = Paging()
+    escalation_policy: str | None = None
+    triage_channel: str | None = None
 
     @property
     def zone(self) -> ZoneInfo:
@@ -57,6 +61,8 @@ class Deps:
     team_url: str | None = None
     metrics: Any = None
     executor: Executor | None = None
+    oncall: OnCallSource | None = None
+    """Who is on call in PagerDuty (None when PAGERDUTY_API_TOKEN or PAGERDUTY_ESCALATION_POLICY is unset)."""
     extra: dict[str, Any] = field(default_factory=dict)
     group_commit: GroupCommit = field(init=False, repr=False)
     messages: MessageReader = field(init=False, repr=False)

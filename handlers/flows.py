@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from slack_sdk.errors import SlackApiError
 
-from core import store
+from core import paging, store
 from core.enums import Phase, Role, Severity
 from core.models import Incident
 from core.naming import channel_name
@@ -79,6 +79,7 @@ def declare(
             now=deps.now(),
             cadence=deps.config.cadence,
         )
+        paging.on_declare(session=session, incident=incident, paging=deps.config.paging, now=deps.now())
     return finish_declare(deps, incident, who)
 
 
@@ -178,7 +179,35 @@ def refresh_topic(deps: Deps, incident: Incident) -> None:
 def _invite_and_set_topic(deps: Deps, incident: Incident) -> None:
     assert incident.channel_id
     invite(deps, incident.channel_id, [incident.declared_by, incident.commander_id])
+    invite_on_call(deps, incident)
     refresh_topic(deps, incident)
+
+
+def slack_user_of(deps: Deps, email: str) -> str | None:
+    cache: dict[str, str | None] = deps.extra.setdefault("users_by_email", {})
+    if email not in cache:
+        try:
+            cache[email] = str(deps.client.users_lookupByEmail(email=email)["user"]["id"])
+        except SlackApiError as error:
+            if slack_error(error) != "users_not_found":
+                raise
+            cache[email] = None
+    return cache[email]
+
+
+def invite_on_call(deps: Deps, incident: Incident) -> list[str]:
+    """On declare at a paged severity: invite the level-1 on-call people (PagerDuty) into the incident channel.
+    A failure is logged and costs the declaration nothing."""
+    if deps.oncall is None or incident.channel_id is None or incident.severity not in deps.config.paging.severities:
+        return []
+    try:
+        people = deps.oncall.on_call()
+        users = [user for person in people if person.level == 1 and (user := slack_user_of(deps, person.email))]
+        invite(deps, incident.channel_id, users)
+    except Exception:  # noqa: BLE001 - paging goes on through the outbox; the invite is a convenience
+        log.exception("could not invite the on-call people into %s", incident.key, extra={"incident": incident.key})
+        return []
+    return users
 
 
 def _roles(deps: Deps, incident: Incident) -> dict[Role, str]:
@@ -277,7 +306,7 @@ def change_severity(deps: Deps, incident: Incident, *, severity: Severity, reaso
     with deps.tx() as session:
         incident = store.reload(session=session, incident=incident)
         before = incident.severity
-        store.change_severity(
+        change = store.change_severity(
             session=session,
             incident=incident,
             severity=severity,
@@ -286,6 +315,8 @@ def change_severity(deps: Deps, incident: Incident, *, severity: Severity, reaso
             now=deps.now(),
             cadence=deps.config.cadence,
         )
+        paging.on_severity_change(session=session, incident=incident, before=before, paging=deps.config.paging,
+                                  now=deps.now(), change_id=change.id)  # fmt: skip
     because = f": {blockkit.escape_slack(reason)}" if reason else ""
     post_in_channel(
         deps,

@@ -13,7 +13,10 @@ from core.errors import InvalidInput
 MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 SEVERITY_WORDS = "`sev1`, `sev2`, `sev3` or `sev4`"
 ROLE_WORDS = "`commander`, `comms`, `scribe` or `ops`"
-CHANNEL_COMMANDS = ("update", "severity", "role", "note", "action", "status", "timeline", "resolve", "reopen", "pir")
+PHASE_WORDS = "`investigating`, `identified` or `monitoring`"
+CHANNEL_COMMANDS = (
+    "update", "severity", "role", "note", "action", "status", "timeline", "resolve", "reopen", "pir", "page",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -167,5 +170,7 @@ _PARSERS = {
     "reopen": _plain("reopen"),
     "pir": _plain("pir"),
     "list": _plain("list"),
+    "page": _plain("page"),
+    "oncall": _plain("oncall"),
     "help": _plain("help"),
 }

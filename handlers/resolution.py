@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 
-from core import store
+from core import paging, store
 from core.incident_export import export_incident
 from core.models import Incident
 from core.pir import build_pir, render_markdown
@@ -86,6 +86,7 @@ def resolve(
             lessons=lessons,
             five_whys=five_whys,
         )
+        paging.on_resolve(session=session, incident=incident, paging=deps.config.paging, now=deps.now())
     flows.post_in_channel(deps, incident, f":white_check_mark: <@{actor_id}> resolved {incident.key}.")
     flows.refresh_topic(deps, incident)
     flows.refresh_announcement(deps, incident)
@@ -98,6 +99,7 @@ def reopen(deps: Deps, incident: Incident, *, actor_id: str) -> None:
         store.reopen(
             session=session, incident=incident, actor_id=actor_id, now=deps.now(), cadence=deps.config.cadence
         )
+        paging.on_reopen(session=session, incident=incident, paging=deps.config.paging, now=deps.now())
     flows.post_in_channel(deps, incident, f":leftwards_arrow_with_hook: <@{actor_id}> reopened {incident.key}.")
     flows.refresh_topic(deps, incident)
     flows.refresh_announcement(deps, incident)

@@ -12,7 +12,8 @@ ROOT = Path(__file__).parent.parent
 METHODS = ROOT / "standin" / "methods"
 # Scopes a method may be satisfied by; sitrep picks the public- and private-channel ones.
 WANTED = {"chat:write", "channels:manage", "groups:write", "channels:join", "channels:read", "groups:read",
-          "channels:history", "groups:history", "pins:write", "users:read", "files:write"}  # fmt: skip
+          "channels:history", "groups:history", "pins:write", "users:read", "files:write",
+          "users:read.email"}  # fmt: skip
 EVENT_SCOPES = {
     "message.channels": {"channels:history"},
     "message.groups": {"groups:history"},
