@@ -7,17 +7,21 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from bot.atlassian import Pace
 from core import outbox
 from core.outbox import Delivery, DeliveryError, Sent
 from handlers import blockkit
 from handlers.deps import Deps
 
 log = logging.getLogger("sitrep.outbox")
-ROUNDS = 20  # claims per run: a row freed by its predecessor's delivery goes out in the same run
+RUN_BUDGET = 10.0  # seconds a run keeps claiming: a row freed by its predecessor's delivery goes out in the same run
+PACED_WAIT = 1.0  # seconds a run waits for a paced integration's next turn rather than ending
 
 
 class Sender(Protocol):
@@ -33,24 +37,49 @@ class OutboxWorker:
         give_up: timedelta,
         rng: random.Random | None = None,
         batch: int = 20,
+        paces: Mapping[str, Pace] | None = None,
+        threads: int = 8,
     ) -> None:
         self.deps = deps
         self.senders = dict(senders)
         self.give_up_after = give_up
         self.rng = rng or random.Random()
         self.batch = batch
+        self.paces = dict(paces or {})
+        """Integrations with a request rate (Statuspage: one a second): one of their rows at a time, when due."""
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="sitrep-outbox") if threads > 1 else None
 
     def deliver(self, now: datetime | None = None) -> int:
-        """Send every row that is due; returns how many the remotes accepted."""
+        """Send every row that is due; returns how many the remotes accepted. The rows claimed together belong
+        to different incidents or integrations (core.outbox.claim), so they are sent side by side."""
         now = now or self.deps.now()
         accepted = 0
-        for _ in range(ROUNDS):
-            with self.deps.tx() as session:
-                claimed = outbox.claim(session=session, now=now, limit=self.batch)
+        ends = time.monotonic() + RUN_BUDGET
+        while time.monotonic() < ends:
+            claimed = self._claim(now)
             if not claimed:
+                wait = min((pace.free_in() for pace in self.paces.values()), default=0.0)
+                if 0 < wait <= PACED_WAIT:  # a paced integration's next turn is close: take it in this run
+                    time.sleep(wait)
+                    continue
                 break
-            accepted += sum(1 for delivery in claimed if self._one(delivery, now))
+            if self._pool is None or len(claimed) == 1:
+                accepted += sum(1 for delivery in claimed if self._one(delivery, now))
+            else:
+                accepted += sum(self._pool.map(lambda delivery: self._one(delivery, now), claimed))
         return accepted
+
+    def _claim(self, now: datetime) -> list[Delivery]:
+        with self.deps.tx() as session:
+            claimed = outbox.claim(session=session, now=now, limit=self.batch, exclude=tuple(self.paces))
+            for name, pace in self.paces.items():
+                if pace.free_in() == 0:
+                    claimed += outbox.claim(session=session, now=now, limit=1, only=(name,))
+        return claimed
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
     def _one(self, delivery: Delivery, now: datetime) -> bool:
         about = {"incident": delivery.incident_key, "integration": delivery.integration,

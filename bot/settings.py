@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.cadence import DEFAULT_CADENCE_TEXT, parse_cadence, parse_duration
 from core.enums import Severity
+from core.jira import DEFAULT_PRIORITIES
 
 
 class SettingsError(Exception):
@@ -99,6 +100,94 @@ class Settings(BaseSettings):
         if value and not re.fullmatch(r"[CG][A-Z0-9]+", value):
             raise ValueError("use a channel id such as C0123ABC (not a #name)")
         return value or None
+
+    # --- Jira and Statuspage (SPEC §13.4, §13.5) ---
+    jira_url: str | None = Field(default=None, alias="JIRA_URL")
+    jira_email: str | None = Field(default=None, alias="JIRA_EMAIL")
+    jira_api_token: SecretStr | None = Field(default=None, alias="JIRA_API_TOKEN")
+    jira_pat: SecretStr | None = Field(default=None, alias="JIRA_PAT")
+    jira_project: str | None = Field(default=None, alias="JIRA_PROJECT")
+    jira_issue_type: str = Field(default="Task", min_length=1, alias="JIRA_ISSUE_TYPE")
+    jira_action_issue_type: str = Field(default="Task", min_length=1, alias="JIRA_ACTION_ISSUE_TYPE")
+    jira_severities: Annotated[frozenset[Severity], NoDecode] = Field(
+        default=frozenset({Severity.SEV1, Severity.SEV2}), alias="SITREP_JIRA_SEVERITIES"
+    )
+    jira_done_transition: str = Field(default="Done", min_length=1, alias="JIRA_DONE_TRANSITION")
+    jira_priorities: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=lambda: dict(DEFAULT_PRIORITIES), alias="JIRA_PRIORITIES"
+    )
+    statuspage_api_key: SecretStr | None = Field(default=None, alias="STATUSPAGE_API_KEY")
+    statuspage_page_id: str | None = Field(default=None, alias="STATUSPAGE_PAGE_ID")
+    statuspage_api_url: str = Field(default="https://api.statuspage.io/v1", alias="STATUSPAGE_API_URL")
+
+    @field_validator("jira_api_token", "jira_pat", "statuspage_api_key")
+    @classmethod
+    def _optional_atlassian_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value().strip() else None
+
+    @field_validator("jira_url", "statuspage_api_url")
+    @classmethod
+    def _atlassian_url(cls, value: str | None) -> str | None:
+        if value and not re.match(r"https?://[^/\s]+", value):
+            raise ValueError("use an http(s) URL")
+        return value.rstrip("/") if value else None
+
+    @field_validator("jira_project")
+    @classmethod
+    def _project(cls, value: str | None) -> str | None:
+        if value and not re.fullmatch(r"[A-Z][A-Z0-9_]{0,254}", value.strip()):
+            raise ValueError("use a project key such as OPS")
+        return value.strip() if value else None
+
+    @field_validator("jira_severities", mode="before")
+    @classmethod
+    def _jira_severities(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return frozenset(Severity.parse(part) for part in _split(value) if part.lower() != "off")
+        return value
+
+    @field_validator("jira_priorities", mode="before")
+    @classmethod
+    def _priorities(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        priorities = dict(DEFAULT_PRIORITIES)
+        for part in _split(value):
+            key, sep, name = part.partition("=")
+            key = key.strip()
+            if re.fullmatch(r"[pP][1-3]", key):
+                key = key.upper()
+            elif sep:
+                key = Severity.parse(key).value
+            if not sep or not name.strip():
+                raise ValueError(f"{part!r} is not sevN=Name or PN=Name, e.g. sev1=Highest,P1=Highest")
+            priorities[key] = name.strip()
+        return priorities
+
+    @field_validator("statuspage_page_id")
+    @classmethod
+    def _page_id(cls, value: str | None) -> str | None:
+        if value and not re.fullmatch(r"[a-z0-9]+", value.strip()):
+            raise ValueError("use the page id from the Statuspage API page, e.g. kctbh9vrtdwd")
+        return value.strip() if value else None
+
+    @model_validator(mode="after")
+    def _jira_complete(self) -> Settings:
+        if self.jira_url is None:
+            return self
+        if self.jira_project is None:
+            raise ValueError("JIRA_PROJECT: required when JIRA_URL is set")
+        if self.jira_pat is None and (not self.jira_email or self.jira_api_token is None):
+            raise ValueError("JIRA_API_TOKEN: set JIRA_EMAIL and JIRA_API_TOKEN (Jira Cloud) or JIRA_PAT (Server)")
+        return self
+
+    @property
+    def jira_on(self) -> bool:
+        return self.jira_url is not None
+
+    @property
+    def statuspage_on(self) -> bool:
+        return self.statuspage_api_key is not None and self.statuspage_page_id is not None
 
     def secret_values(self) -> list[str]:
         """Every configured secret (each SecretStr setting), for the log scrubber."""
@@ -220,7 +309,7 @@ def load_settings(**overrides: Any) -> Settings:
         message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
         if error.get("type") == "missing":
             message = "required"
-        if message.startswith("SLACK_"):
+        if message.startswith(("SLACK_", "JIRA_")):
             raise SettingsError(message) from None
         raise SettingsError(f"{alias}: {message}" if alias else message) from None
 

@@ -87,6 +87,10 @@ class Incident(SQLModel, table=True):
     last_update_at: datetime | None = _when(nullable=True)
     missed_reminders: int = 0
     last_reminder_at: datetime | None = _when(nullable=True)
+    # Outside systems (SPEC §13.4, §13.5): the Jira issue's key once created; the public Statuspage incident
+    # ({"components": {id: impact}} when asked for, then "id" and "url" once created).
+    jira_key: str | None = Field(default=None, max_length=64)
+    statuspage: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON, nullable=True)
 
 
 class TimelineEntry(SQLModel, table=True):
@@ -178,6 +182,10 @@ class ActionItem(SQLModel, table=True):
     created_by: str = Field(max_length=32)
     # The day the owner was last reminded (claimed atomically, so once per item per day).
     reminded_on: date | None = None
+    # Its Jira issue (SPEC §13.4), and the issue's status as last read back by the sync.
+    jira_key: str | None = Field(default=None, max_length=64)
+    jira_status: str | None = Field(default=None, max_length=64)
+    jira_done: bool = False
 
 
 class Participant(SQLModel, table=True):

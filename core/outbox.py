@@ -15,7 +15,7 @@ link the remote gets and where the answer is told."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -99,8 +99,17 @@ def enqueue(
     return bool(result.rowcount == 1)
 
 
-def claim(*, session: Session, now: datetime, lease: timedelta = LEASE, limit: int = 20) -> list[Delivery]:
-    """Claim the rows due now (oldest first), at most one per incident and integration."""
+def claim(
+    *,
+    session: Session,
+    now: datetime,
+    lease: timedelta = LEASE,
+    limit: int = 20,
+    only: Collection[str] | None = None,
+    exclude: Collection[str] = (),
+) -> list[Delivery]:
+    """Claim the rows due now (oldest first), at most one per incident and integration; of the integrations in
+    `only` when given, and none of those in `exclude` (a worker pacing an integration claims its rows apart)."""
     table = _table()
     earlier = table.alias("earlier")
     incidents = Incident.__table__  # type: ignore[attr-defined]
@@ -128,6 +137,10 @@ def claim(*, session: Session, now: datetime, lease: timedelta = LEASE, limit: i
         .order_by(table.c.id)
         .limit(limit)
     )
+    if only is not None:
+        due = due.where(table.c.integration.in_(list(only)))
+    if exclude:
+        due = due.where(table.c.integration.not_in(list(exclude)))
     if session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True, of=table)
     token = uuid.uuid4().hex

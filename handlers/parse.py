@@ -16,6 +16,7 @@ ROLE_WORDS = "`commander`, `comms`, `scribe` or `ops`"
 PHASE_WORDS = "`investigating`, `identified` or `monitoring`"
 CHANNEL_COMMANDS = (
     "update", "severity", "role", "note", "action", "status", "timeline", "resolve", "reopen", "pir", "page",
+    "jira", "statuspage",
 )  # fmt: skip
 
 
@@ -30,6 +31,7 @@ class Command:
     user_id: str | None = None
     priority: Priority | None = None
     due: date | None = None
+    public: bool = False  # `update --public`: publish to the status page too
     extras: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -81,18 +83,24 @@ def _declare(rest: str) -> Command:
 
 
 def _update(rest: str) -> Command:
+    words = rest.split()
+    public = "--public" in words
+    if public:
+        rest = " ".join(word for word in words if word != "--public")
     if not rest:
+        if public:
+            raise InvalidInput("Say what to publish, e.g. `/incident update monitoring --public Fix deployed`.")
         return Command("update")  # opens the modal
     head, _, tail = rest.partition(" ")
     try:
         phase = Phase(head.lower())
     except ValueError:
-        return Command("update", text=rest)
+        return Command("update", text=rest, public=public)
     if phase == Phase.RESOLVED:
         raise InvalidInput("To resolve, use `/incident resolve <root cause>`.")
     if not tail.strip():
         raise InvalidInput(f"Say what changed after `{head}`, e.g. `/incident update {head} Rolling back v2.4.1`.")
-    return Command("update", text=tail.strip(), phase=phase)
+    return Command("update", text=tail.strip(), phase=phase, public=public)
 
 
 def _severity(rest: str) -> Command:
@@ -169,6 +177,8 @@ _PARSERS = {
     "resolve": _plain("resolve"),
     "reopen": _plain("reopen"),
     "pir": _plain("pir"),
+    "jira": _plain("jira"),
+    "statuspage": _plain("statuspage"),
     "list": _plain("list"),
     "page": _plain("page"),
     "oncall": _plain("oncall"),

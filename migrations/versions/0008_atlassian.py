@@ -1,0 +1,35 @@
+"""atlassian: the Jira issue of an incident and of each action item, the Statuspage incident (SPEC §13.4, §13.5)
+
+Revision ID: 0008
+Revises: 0004
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0008"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("incidents") as batch:
+        batch.add_column(sa.Column("jira_key", sa.String(length=64), nullable=True))
+        batch.add_column(sa.Column("statuspage", sa.JSON(), nullable=True))
+    with op.batch_alter_table("action_items") as batch:
+        batch.add_column(sa.Column("jira_key", sa.String(length=64), nullable=True))
+        batch.add_column(sa.Column("jira_status", sa.String(length=64), nullable=True))
+        batch.add_column(sa.Column("jira_done", sa.Boolean(), nullable=False, server_default=sa.false()))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("action_items") as batch:
+        batch.drop_column("jira_done")
+        batch.drop_column("jira_status")
+        batch.drop_column("jira_key")
+    with op.batch_alter_table("incidents") as batch:
+        batch.drop_column("statuspage")
+        batch.drop_column("jira_key")
