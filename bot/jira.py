@@ -225,7 +225,7 @@ class JiraSender:
     def _create_issue(self, delivery: Delivery) -> Sent:
         payload = delivery.payload
         incident_id = delivery.incident_id or 0
-        key = self._known_or_found(
+        key, recorded = self._known_or_found(
             delivery, lambda session: jira.incident_issue(session=session, incident_id=incident_id),
             payload["labels"][-1],
         )
@@ -233,19 +233,23 @@ class JiraSender:
             parts = (payload.get("description"), self._channel_link(delivery))
             description = "\n\n".join(part for part in parts if part)
             key = self.api.create(self._fields(payload, self.issue_type, description or payload["summary"]))
-        with self.tx() as session:
-            jira.record_issue(session=session, incident_id=delivery.incident_id or 0, key=key)
-        self._bookmark(delivery, key)
+        if not recorded:
+            with self.tx() as session:
+                jira.record_issue(session=session, incident_id=incident_id, key=key)
+            self._bookmark(delivery, key)  # once: an attempt that recorded the key went on to bookmark it
         return Sent(result={"link": key, "key": key},
                     notice=f":ticket: Jira issue <{self.api.browse(key)}|{key}> opened for *{delivery.incident_key}*.")
 
-    def _known_or_found(self, delivery: Delivery, known: Callable[[Session], str | None], label: str) -> str | None:
-        """The issue this row made already: recorded, or (after a crash between create and record) by its label."""
+    def _known_or_found(
+        self, delivery: Delivery, known: Callable[[Session], str | None], label: str
+    ) -> tuple[str | None, bool]:
+        """The issue this row made already, and whether its key is recorded: recorded, or (after a crash between
+        create and record) found by its label."""
         with self.tx() as session:
             key = known(session)
-        if key is None and delivery.attempts > 1:
-            key = self.api.find_by_label(self.project, label)
-        return key
+        if key is not None:
+            return key, True
+        return (self.api.find_by_label(self.project, label) if delivery.attempts > 1 else None), False
 
     def _bookmark(self, delivery: Delivery, key: str) -> None:
         if self.slack is None or not delivery.channel_id:
@@ -278,7 +282,7 @@ class JiraSender:
         payload = delivery.payload
         incident_key = self._incident_key(delivery)
         item_id = int(payload["item_id"])
-        key = self._known_or_found(
+        key, recorded = self._known_or_found(
             delivery, lambda session: jira.item_issue(session=session, item_id=item_id), payload["labels"][-1]
         )
         if key is None:
@@ -289,7 +293,8 @@ class JiraSender:
             if assignee:
                 fields["assignee"] = assignee
             key = self.api.create(fields)
-            with self.tx() as session:  # recorded at once: a failed link below must not make a second issue
+        if not recorded:  # at once: a failed link below must not make a second issue
+            with self.tx() as session:
                 jira.record_item_issue(session=session, item_id=item_id, key=key)
         self.api.link(key, incident_key)
         return Sent(result={"link": incident_key, "item": key})

@@ -10,9 +10,9 @@ from slack_sdk.models.blocks import (
     ContextBlock,
     InputBlock,
     MarkdownTextObject,
-    MultiStaticSelectElement,
     Option,
     PlainTextInputElement,
+    StaticMultiSelectElement,
     StaticSelectElement,
 )
 from slack_sdk.models.views import View
@@ -308,7 +308,7 @@ def statuspage_view(incident: Incident, components: list[tuple[str, str]]) -> di
     current = next((o for o in statuses if o.value == incident.phase.value), statuses[0])
     impacts = [
         InputBlock(block_id=f"impact_{impact}", label=label, optional=True,
-                   element=MultiStaticSelectElement(action_id=f"impact_{impact}", options=choices,
+                   element=StaticMultiSelectElement(action_id=f"impact_{impact}", options=choices,
                                                     placeholder="Components"))
         for impact, label in IMPACTS.items()
     ] if choices else []  # fmt: skip

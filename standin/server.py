@@ -84,6 +84,7 @@ class Channel:
     creator: str = ""
     im_user: str | None = None
     messages: list[Args] = field(default_factory=list)
+    bookmarks: list[Args] = field(default_factory=list)
 
 
 @dataclass
@@ -975,6 +976,34 @@ def _conversations_unarchive(fake: FakeSlack, a: Args) -> Args:
         raise SlackError("not_archived")
     ch.archived = False
     return {}
+
+
+MAX_BOOKMARKS = 100
+
+
+@api("bookmarks.add")
+def _bookmarks_add(fake: FakeSlack, a: Args) -> Args:
+    ch = fake._conv({"channel": _str(a, "channel_id")}, member=True, writable=True)
+    kind = _str(a, "type")
+    if kind != "link":  # the kinds the method data names besides link need files or messages sitrep never adds
+        raise SlackError("invalid_bookmark_type")
+    link = _str(a, "link")
+    if not re.match(r"https?://", link):
+        raise SlackError("invalid_link")
+    if len(ch.bookmarks) >= MAX_BOOKMARKS:
+        raise SlackError("too_many_bookmarks")
+    bookmark = {
+        "id": fake._new_id("Bk"),
+        "channel_id": ch.id,
+        "title": _str(a, "title"),
+        "link": link,
+        "emoji": a.get("emoji"),
+        "type": "link",
+        "date_created": int(fake.clock()),
+        "rank": str(len(ch.bookmarks)),
+    }
+    ch.bookmarks.append(bookmark)
+    return {"bookmark": copy.deepcopy(bookmark)}
 
 
 @api("conversations.history")
