@@ -316,3 +316,29 @@ def crash_after_send(bot: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
         for delivery in claimed:
             with pytest.raises(Crash):
                 worker.senders[delivery.integration].send(delivery, now)
+
+
+def test_a_burst_of_public_updates_keeps_to_one_request_a_second(
+    database_url: str, status_page: FakeStatuspage
+) -> None:
+    """Six updates published at once go out in order, one a second, none refused, in one run of the worker."""
+    fake = slack_with_emails()
+    try:
+        with running_bot(database_url, fake=fake, **env(None, status_page)) as bot:
+            channel = declare(bot)
+            bot.command("statuspage", channel=channel)
+            view = bot.fake.last_view("sitrep_statuspage")
+            assert view is not None
+            bot.slack.view_submission(view, {"name": {"name": "Checkout errors"}, "body": {"body": "Looking"},
+                                             "status": {"status": "investigating"}}, user=ALICE)  # fmt: skip
+            bot.idle()
+            for number in range(1, 6):
+                bot.command(f"update identified --public Step {number}", channel=channel)
+            assert deliver(bot) == 6
+        (public,) = status_page.incidents.values()
+        assert [u["body"] for u in public["incident_updates"]] == ["Looking"] + [f"Step {n}" for n in range(1, 6)]
+        arrivals = [r.at for r in status_page.requests]
+        assert len(arrivals) == 7 and status_page.too_fast == []  # the form's read of the components, then six
+        assert min(b - a for a, b in zip(arrivals, arrivals[1:], strict=False)) >= 0.95
+    finally:
+        fake.stop()
