@@ -77,6 +77,13 @@ def item_fields(incident: Incident, item: ActionItem, rules: JiraRules) -> dict[
     }
 
 
+def tracked(key: str | None, status: str | None) -> str | None:
+    """How an action item's Jira issue is shown (PIR, App Home, reminders): `Jira OPS-12 (In Progress)`."""
+    if not key:
+        return None
+    return f"Jira {key} ({status})" if status else f"Jira {key}"
+
+
 def _enqueue(session: Session, incident: Incident, operation: str, payload: Mapping[str, Any], why: str,
              now: datetime) -> bool:  # fmt: skip
     return outbox.enqueue(

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from core.enums import IncidentStatus, Role, Severity
+from core.jira import tracked
 from core.models import ActionItem, Incident, JobRun, RoleAssignment, UTCDateTime
 
 Cadence = Mapping[Severity, timedelta | None]
@@ -133,6 +134,7 @@ class DueItem:
     title: str
     owner_id: str
     due: date
+    jira: str | None = None  # its Jira issue and state, e.g. "Jira OPS-12 (In Progress)"
 
 
 def claim_items_due(*, session: Session, on: date, today: date) -> list[DueItem]:
@@ -148,12 +150,14 @@ def claim_items_due(*, session: Session, on: date, today: date) -> list[DueItem]
             sa.or_(items.c.reminded_on.is_(None), items.c.reminded_on < today),
         )
         .values(reminded_on=today)
-        .returning(items.c.id, items.c.incident_id, items.c.title, items.c.owner_id, items.c.due)
+        .returning(items.c.id, items.c.incident_id, items.c.title, items.c.owner_id, items.c.due, items.c.jira_key,
+                   items.c.jira_status)  # fmt: skip
     ).all()
     keys = dict(session.execute(sa.select(incidents.c.id, incidents.c.key).where(
         incidents.c.id.in_([row.incident_id for row in claimed]))).all())  # fmt: skip
     return sorted(
-        (DueItem(row.id, row.incident_id, keys.get(row.incident_id) or "", row.title, row.owner_id, row.due)
+        (DueItem(row.id, row.incident_id, keys.get(row.incident_id) or "", row.title, row.owner_id, row.due,
+                 tracked(row.jira_key, row.jira_status))
          for row in claimed),
         key=lambda item: item.item_id,
     )  # fmt: skip

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import select
@@ -97,12 +97,13 @@ def test_jira_follows_the_incident_from_declare_to_resolve_and_its_action_items(
     assert any("Jira issue" in t and "OPS-1" in t for t in channel_texts(bot, channel))
 
     bot.command(f"action Add pool saturation alerts <@{ALICE}> P1 due:2026-12-20", channel=channel)
-    bot.command("action Load test the new ORM", channel=channel)
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+    bot.command(f"action Load test the new ORM <@{BOB}> due:{tomorrow}", channel=channel)
     assert deliver(bot) == 2
     item = jira.issue("OPS-2")["fields"]
     assert item["summary"] == "Add pool saturation alerts" and item["assignee"] == {"accountId": alice}
     assert item["priority"] == {"name": "Highest"} and item["duedate"] == "2026-12-20"
-    assert "assignee" not in jira.issue("OPS-3")["fields"]  # no owner: unassigned
+    assert "assignee" not in jira.issue("OPS-3")["fields"]  # bob has no Jira account: unassigned
     assert jira.links == {("Relates", "OPS-2", "OPS-1"), ("Relates", "OPS-3", "OPS-1")}
 
     bot.command("severity sev1 EU too", channel=channel)
@@ -126,6 +127,16 @@ def test_jira_follows_the_incident_from_declare_to_resolve_and_its_action_items(
     assert items["OPS-2"].status == "done" and items["OPS-2"].jira_status == "Done"
     assert items["OPS-3"].status == "open" and items["OPS-3"].jira_status == "In Progress"
     assert [r.path for r in jira.calls("POST", "/search")] == ["/rest/api/3/search/jql"]  # one search
+    # the PIR, the App Home and the due-date reminder show each item's Jira key and state
+    bot.command("pir", channel=channel)
+    pir = [f for f in bot.fake.files.values() if str(f.get("name", f.get("filename", ""))).endswith("-pir.md")][-1]
+    content = pir["content"].decode() if isinstance(pir["content"], bytes) else str(pir["content"])
+    assert "| done, Jira OPS-2 (Done) |" in content and "| open, Jira OPS-3 (In Progress) |" in content
+    assert bot.slack.event({"type": "app_home_opened", "user": BOB, "channel": "D0HOME", "tab": "home"}).status == 200
+    bot.idle()
+    assert "Jira OPS-3 (In Progress)" in json.dumps(bot.fake.home_views[BOB])
+    assert bot.sitrep.scheduler.remind_action_items() == 1
+    assert any("Load test the new ORM · Jira OPS-3 (In Progress)" in m["text"] for m in bot.fake.dms(BOB))
     assert jira.refused == [] and jira.calls() and all(r.status != 401 for r in jira.requests)
 
 
