@@ -184,7 +184,7 @@ class JiraSender:
         self.issue_type = issue_type
         self.action_issue_type = action_issue_type
         self.tx = tx
-        self.slack = slack
+        self.client = slack
         self.team_url = team_url
 
     def send(self, delivery: Delivery, now: datetime | None = None) -> Sent:
@@ -252,10 +252,10 @@ class JiraSender:
         return (self.api.find_by_label(self.project, label) if delivery.attempts > 1 else None), False
 
     def _bookmark(self, delivery: Delivery, key: str) -> None:
-        if self.slack is None or not delivery.channel_id:
+        if self.client is None or not delivery.channel_id:
             return
         try:
-            self.slack.bookmarks_add(channel_id=delivery.channel_id, title=f"Jira {key}", type="link",
+            self.client.bookmarks_add(channel_id=delivery.channel_id, title=f"Jira {key}", type="link",
                                      link=self.api.browse(key), emoji=":ticket:")  # fmt: skip
         except Exception:  # noqa: BLE001 - the issue stands; the bookmark is a convenience
             log.warning("could not bookmark Jira %s in %s", key, delivery.channel_id, exc_info=True,
@@ -301,10 +301,10 @@ class JiraSender:
 
     def _assignee(self, slack_user: str | None) -> dict[str, str] | None:
         """The owner's Jira account, by the email of their Slack profile; none when either is unknown."""
-        if not slack_user or self.slack is None:
+        if not slack_user or self.client is None:
             return None
         try:
-            profile = self.slack.users_info(user=slack_user)["user"].get("profile") or {}
+            profile = self.client.users_info(user=slack_user)["user"].get("profile") or {}
         except Exception:  # noqa: BLE001 - an unassigned issue is better than none
             log.warning("could not read the Slack profile of %s", slack_user, exc_info=True)
             return None

@@ -13,7 +13,7 @@ METHODS = ROOT / "standin" / "methods"
 # Scopes a method may be satisfied by; sitrep picks the public- and private-channel ones.
 WANTED = {"chat:write", "channels:manage", "groups:write", "channels:join", "channels:read", "groups:read",
           "channels:history", "groups:history", "pins:write", "users:read", "files:write",
-          "users:read.email"}  # fmt: skip
+          "users:read.email", "bookmarks:write"}  # fmt: skip
 EVENT_SCOPES = {
     "message.channels": {"channels:history"},
     "message.groups": {"groups:history"},
