@@ -186,6 +186,7 @@ class JiraSender:
         self.tx = tx
         self.client = slack
         self.team_url = team_url
+        self._keys: dict[int, str] = {}
 
     def send(self, delivery: Delivery, now: datetime | None = None) -> Sent:
         operation = {
@@ -209,10 +210,15 @@ class JiraSender:
         return fields
 
     def _incident_key(self, delivery: Delivery) -> str:
-        with self.tx() as session:
-            key = jira.incident_issue(session=session, incident_id=delivery.incident_id or 0)
+        """The incident's issue (an issue's key never changes, so it is kept once read)."""
+        incident_id = delivery.incident_id or 0
+        key = self._keys.get(incident_id)
+        if key is None:
+            with self.tx() as session:
+                key = jira.incident_issue(session=session, incident_id=incident_id)
         if key is None:  # its create is an older row of the same incident: it goes first, so this is rare
             raise DeliveryError(f"the Jira issue of {delivery.incident_key} is not made yet")
+        self._keys[incident_id] = key
         return key
 
     def _channel_link(self, delivery: Delivery) -> str:

@@ -230,6 +230,8 @@ class OutboxRow(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_outbox_due", "state", "next_attempt_at"),
         sa.Index("ix_outbox_order", "incident_id", "integration", "id"),
+        sa.Index("ix_outbox_pending_order", "incident_id", "integration", "id",
+                 postgresql_where=sa.text("state = 'pending'"), sqlite_where=sa.text("state = 'pending'")),  # fmt: skip
         sa.UniqueConstraint("idempotency_key", name="uq_outbox_idempotency_key"),
     )
 
