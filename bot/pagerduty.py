@@ -112,6 +112,25 @@ def _why(response: httpx2.Response) -> str:
     return f": {text[:300]}" if text else ""
 
 
+LOOPBACK = ("http://127.0.0.1:", "http://localhost:", "http://[::1]:")
+
+
+class _RestClient(RestApiV2Client):
+    """PagerDuty's REST client, which takes only https:// base URLs; plain http is let through for loopback
+    addresses alone (tests and local stand-ins), so that a token never crosses a network in the clear."""
+
+    @property
+    def url(self) -> str:
+        return str(self._url)
+
+    @url.setter
+    def url(self, new_base_url: str) -> None:
+        if new_base_url.startswith(LOOPBACK):
+            self._url = new_base_url
+        else:
+            RestApiV2Client.url.fset(self, new_base_url)  # type: ignore[attr-defined]
+
+
 class PagerDutyRest:
     """The REST API v2 reads sitrep makes: who is on call for the escalation policy, and an incident's key (for
     webhook events that only reference their incident). Through PagerDuty's client, which pages and unwraps."""
@@ -123,7 +142,7 @@ class PagerDutyRest:
         self.timeout = timeout
 
     def _client(self) -> RestApiV2Client:
-        client = RestApiV2Client(self._token.get_secret_value(), base_url=self.url)
+        client = _RestClient(self._token.get_secret_value(), base_url=self.url)
         client.timeout = self.timeout
         client.max_network_attempts = 1
         return client

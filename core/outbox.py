@@ -223,6 +223,18 @@ def backoff(attempts: int, *, jitter: float, base: timedelta = BACKOFF_BASE, cap
     return delay * (0.5 + jitter / 2)
 
 
+def any_due(*, session: Session, now: datetime) -> bool:
+    """Whether a claim could find anything (a cheap read first, so an idle worker takes no write lock)."""
+    table = _table()
+    at = sa.literal(now, UTCDateTime)
+    query = sa.select(table.c.id).where(
+        table.c.state == PENDING,
+        table.c.next_attempt_at <= at,
+        sa.or_(table.c.lease_until.is_(None), table.c.lease_until <= at),
+    )
+    return session.execute(query.limit(1)).first() is not None
+
+
 def pending_count(*, session: Session) -> int:
     table = _table()
     return int(session.execute(sa.select(sa.func.count()).where(table.c.state == PENDING)).scalar_one())

@@ -70,17 +70,22 @@ def resolve_event(incident: Incident) -> dict[str, Any]:
     return {"event_action": RESOLVE, "dedup_key": dedup_key(incident)}
 
 
-def page(*, session: Session, incident: Incident, now: datetime, why: str) -> bool:
-    """Enqueue one trigger for the incident; `why` makes the row's idempotency key (one row per cause)."""
+def _enqueue(*, session: Session, incident: Incident, operation: str, now: datetime, why: str) -> bool:
+    """One Events v2 call for the incident; `why` makes the row's idempotency key (one row per cause)."""
     return outbox.enqueue(
         session=session,
         integration=INTEGRATION,
-        operation=TRIGGER,
-        payload=trigger_event(incident),
-        idempotency_key=f"{INTEGRATION}:{incident.key}:{TRIGGER}:{why}",
+        operation=operation,
+        payload=trigger_event(incident) if operation == TRIGGER else resolve_event(incident),
+        idempotency_key=f"{INTEGRATION}:{incident.key}:{operation}:{why}",
         incident_id=incident.id,
         now=now,
     )
+
+
+def page(*, session: Session, incident: Incident, now: datetime, why: str) -> bool:
+    """Enqueue one trigger for the incident."""
+    return _enqueue(session=session, incident=incident, operation=TRIGGER, now=now, why=why)
 
 
 def was_paged(*, session: Session, incident: Incident) -> bool:
@@ -113,15 +118,7 @@ def on_reopen(*, session: Session, incident: Incident, paging: Paging, now: date
 def on_resolve(*, session: Session, incident: Incident, paging: Paging, now: datetime) -> bool:
     if not paging.enabled or not was_paged(session=session, incident=incident):
         return False
-    return outbox.enqueue(
-        session=session,
-        integration=INTEGRATION,
-        operation=RESOLVE,
-        payload=resolve_event(incident),
-        idempotency_key=f"{INTEGRATION}:{incident.key}:{RESOLVE}:{now.isoformat()}",
-        incident_id=incident.id,
-        now=now,
-    )
+    return _enqueue(session=session, incident=incident, operation=RESOLVE, now=now, why=now.isoformat())
 
 
 # --- webhooks (v3) ---------------------------------------------------------------------------------

@@ -174,6 +174,12 @@ def claim_event(*, session: Session, event_id: str, now: datetime) -> bool:
     return bool(result.rowcount == 1)  # no RETURNING: one step of SQLite's, on the busiest path
 
 
+def release_event(*, session: Session, event_id: str) -> None:
+    """Forget a claimed event id whose effect could not be completed, so that the sender's retry is processed."""
+    table = ProcessedEvent.__table__  # type: ignore[attr-defined]
+    session.execute(sa.delete(table).where(table.c.event_id == event_id))
+
+
 def event_seen(*, session: Session, event_id: str) -> bool:
     """Whether a Slack event id was processed already (a plain look; `claim_event` decides)."""
     return session.exec(select(ProcessedEvent.event_id).where(ProcessedEvent.event_id == event_id)).first() is not None

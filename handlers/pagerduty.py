@@ -118,10 +118,16 @@ def handle_webhook(deps: Deps, event: WebhookEvent) -> str:
         if not channel:
             log.info("PagerDuty incident triggered elsewhere, but SITREP_TRIAGE_CHANNEL is unset: dropped")
             return "dropped"
+        event_id = f"pagerduty:{event.id}"
         with deps.tx() as session:
-            if not store.claim_event(session=session, event_id=f"pagerduty:{event.id}", now=deps.now()):
+            if not store.claim_event(session=session, event_id=event_id, now=deps.now()):
                 return "duplicate"
-        deps.client.chat_postMessage(channel=channel, text=blockkit.mrkdwn("pagerduty_triage", event=event))
+        try:
+            deps.client.chat_postMessage(channel=channel, text=blockkit.mrkdwn("pagerduty_triage", event=event))
+        except Exception:
+            with deps.tx() as session:  # not posted: PagerDuty's retry of this event must be processed
+                store.release_event(session=session, event_id=event_id)
+            raise
         return "triage"
     return "ignored"
 

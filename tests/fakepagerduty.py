@@ -23,9 +23,29 @@ ROUTING_KEY = "R0UTINGKEY0123456789abcdef012345"
 API_TOKEN = "u+PDTOKEN-secret-token-xyz"
 
 
+# The REST subset was cut without `Tag`, whose first part every `Reference` (and so every user, schedule and policy
+# reference) is built on: the common fields of PagerDuty's objects. It is put back here, not in the copied file.
+_TAG = {"allOf": [{"type": "object", "properties": {
+    name: {"type": "string"} for name in ("id", "summary", "type", "self", "html_url")}}]}  # fmt: skip
+
+
+def _nullable(node: Any) -> Any:
+    """OpenAPI 3.0's `nullable: true` as JSON Schema says it (a null is allowed too)."""
+    if isinstance(node, dict):
+        node = {key: _nullable(value) for key, value in node.items()}
+        if node.pop("nullable", False) is True:
+            node = {"anyOf": [node, {"type": "null"}]}
+        return node
+    if isinstance(node, list):
+        return [_nullable(value) for value in node]
+    return node
+
+
 @cache
 def spec(name: str) -> dict[str, Any]:
-    return json.loads((SPECS / name).read_text())  # type: ignore[no-any-return]
+    document: dict[str, Any] = _nullable(json.loads((SPECS / name).read_text()))
+    document["components"].setdefault("schemas", {}).setdefault("Tag", _TAG)
+    return document
 
 
 def validator(name: str, schema: dict[str, Any]) -> Draft4Validator:
@@ -72,8 +92,17 @@ def rest_parameter_problems(path: str, query: dict[str, list[str]]) -> list[str]
         schema = declared[name]
         item = schema.get("items", schema) if schema.get("type") == "array" else schema
         for value in values:
-            found += problems("rest-subset.openapiv3.json", item, value)
+            found += problems("rest-subset.openapiv3.json", item, _typed(value, item.get("type")))
     return found
+
+
+def _typed(value: str, kind: str | None) -> object:
+    """A query-string value as the type its schema names (what PagerDuty's server parses it as)."""
+    if kind == "integer" and value.lstrip("-").isdigit():
+        return int(value)
+    if kind == "boolean" and value in ("true", "false"):
+        return value == "true"
+    return value
 
 
 def response_problems(path: str, body: object) -> list[str]:
@@ -99,7 +128,8 @@ class FakePagerDuty:
     refused: list[tuple[Any, list[str]]] = field(default_factory=list)
     oncalls: list[dict[str, Any]] = field(default_factory=list)
     incidents: dict[str, dict[str, Any]] = field(default_factory=dict)
-    _failures: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _failures: list[tuple[str, int, dict[str, str]]] = field(default_factory=list)
     down: bool = False  # every request answered 503 while set
 
     def __post_init__(self) -> None:
@@ -139,9 +169,10 @@ class FakePagerDuty:
     def events_url(self) -> str:
         return f"{self.url}/v2/enqueue"
 
-    def fail_next(self, status: int, times: int = 1, **headers: str) -> None:
+    def fail_next(self, status: int, times: int = 1, *, path: str = "/v2/enqueue", **headers: str) -> None:
+        """Answer the next `times` requests to `path` with `status` (and these headers)."""
         with self._lock:
-            self._failures += [(status, headers)] * times
+            self._failures += [(path, status, headers)] * times
 
     def events(self, action: str | None = None, *, accepted: bool = True) -> list[dict[str, Any]]:
         """The Events v2 bodies received (those answered 202 unless accepted=False), oldest first."""
@@ -177,9 +208,10 @@ class FakePagerDuty:
         with self._lock:
             if self.down:
                 return 503, {}, {"status": "unavailable"}
-            if self._failures:
-                status, headers = self._failures.pop(0)
-                return status, headers, {"status": "error", "message": "fake failure"}
+            failure = next((f for f in self._failures if f[0] == path), None)
+            if failure is not None:
+                self._failures.remove(failure)
+                return failure[1], failure[2], {"status": "error", "message": "fake failure"}
         if method == "POST" and path == "/v2/enqueue":
             return self._enqueue(handler, body)
         if method == "GET":
@@ -212,10 +244,13 @@ class FakePagerDuty:
                 return 400, {}, {"error": {"message": "Invalid Input Provided", "errors": found}}
             policies = set(query.get("escalation_policy_ids[]", []))
             rows = [o for o in self.oncalls if not policies or o["escalation_policy"]["id"] in policies]
-            if "users" not in query.get("include[]", []):
-                rows = [{**o, "user": {k: v for k, v in o["user"].items() if k != "email"}} for o in rows]
             answer = {"oncalls": rows, "limit": 25, "offset": 0, "more": False, "total": None}
             assert not response_problems("/oncalls", answer), response_problems("/oncalls", answer)
+            if "users" in query.get("include[]", []):  # references replaced by the users themselves
+                answer["oncalls"] = [{**o, "user": self.users[o["user"]["id"]]} for o in rows]
+                for row in answer["oncalls"]:
+                    assert not problems("rest-subset.openapiv3.json", {"$ref": "#/components/schemas/User"},
+                                        row["user"])  # fmt: skip
             return 200, {}, answer
         if path.startswith("/incidents/") and path.count("/") == 2:
             incident = self.incidents.get(path.rsplit("/", 1)[1])
@@ -225,20 +260,25 @@ class FakePagerDuty:
         return 404, {}, {"error": {"message": "Not Found"}}
 
 
-def oncall(user_id: str, name: str, email: str, level: int, policy: str = "PPOLICY1") -> dict[str, Any]:
-    """One entry of GET /oncalls as PagerDuty answers it with include[]=users."""
-    return {
-        "user": {"id": user_id, "type": "user", "summary": name, "name": name, "email": email,
-                 "self": f"https://api.pagerduty.com/users/{user_id}", "html_url": f"https://x.pagerduty.com/users/{user_id}"},
-        "schedule": {"id": "PSCHED1", "type": "schedule_reference", "summary": "Primary",
-                     "self": "https://api.pagerduty.com/schedules/PSCHED1", "html_url": "https://x.pagerduty.com/schedules/PSCHED1"},
-        "escalation_policy": {"id": policy, "type": "escalation_policy_reference", "summary": "Payments",
-                              "self": f"https://api.pagerduty.com/escalation_policies/{policy}",
-                              "html_url": f"https://x.pagerduty.com/escalation_policies/{policy}"},
-        "escalation_level": level,
-        "start": "2026-01-15T00:00:00Z",
-        "end": "2026-01-16T00:00:00Z",
-    }  # fmt: skip
+    def add_oncall(self, user_id: str, name: str, email: str, level: int, policy: str = "PPOLICY1") -> None:
+        """Someone on call at `level` of escalation policy `policy`, as GET /oncalls answers it."""
+        site = "https://x.pagerduty.com"
+        self.users[user_id] = {"id": user_id, "type": "user", "summary": name, "name": name, "email": email,
+                               "self": f"https://api.pagerduty.com/users/{user_id}",
+                               "html_url": f"{site}/users/{user_id}"}  # fmt: skip
+        self.oncalls.append({
+            "user": {"id": user_id, "type": "user_reference", "summary": name,
+                     "self": f"https://api.pagerduty.com/users/{user_id}", "html_url": f"{site}/users/{user_id}"},
+            "schedule": {"id": "PSCHED1", "type": "schedule_reference", "summary": "Primary",
+                         "self": "https://api.pagerduty.com/schedules/PSCHED1",
+                         "html_url": f"{site}/schedules/PSCHED1"},
+            "escalation_policy": {"id": policy, "type": "escalation_policy_reference", "summary": "Payments",
+                                  "self": f"https://api.pagerduty.com/escalation_policies/{policy}",
+                                  "html_url": f"{site}/escalation_policies/{policy}"},
+            "escalation_level": level,
+            "start": "2026-01-15T00:00:00Z",
+            "end": "2026-01-16T00:00:00Z",
+        })  # fmt: skip
 
 
 def running() -> Iterator[FakePagerDuty]:

@@ -78,7 +78,11 @@ def test_a_lease_lost_in_a_crash_is_claimed_again_after_it_expires(
     [crashed] = _claim(sessions, clock)  # claimed, then the process died before sending
     clock.advance(outbox.LEASE - timedelta(seconds=1))
     assert _claim(sessions, clock) == []
+    with transaction(sessions) as session:
+        assert not outbox.any_due(session=session, now=clock.now())
     clock.advance(seconds=1)
+    with transaction(sessions) as session:
+        assert outbox.any_due(session=session, now=clock.now())
     [retried] = _claim(sessions, clock)
     assert retried.id == crashed.id and retried.attempts == 2 and retried.lease_token != crashed.lease_token
     with transaction(sessions) as session:  # the old worker, back from the dead, cannot record over the new lease
