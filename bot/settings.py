@@ -63,7 +63,8 @@ class Settings(BaseSettings):
     outbox_give_up: Annotated[timedelta, NoDecode] = Field(default=timedelta(hours=24), alias="SITREP_OUTBOX_GIVE_UP")
     triage_channel: str | None = Field(default=None, alias="SITREP_TRIAGE_CHANNEL")  # shared with §13.3
 
-    @field_validator("pagerduty_routing_key", "pagerduty_api_token", "pagerduty_webhook_secret")
+    @field_validator("pagerduty_routing_key", "pagerduty_api_token", "pagerduty_webhook_secret", "jira_api_token",
+                     "jira_pat", "statuspage_api_key")  # fmt: skip
     @classmethod
     def _optional_secret(cls, value: SecretStr | None) -> SecretStr | None:
         return value if value is not None and value.get_secret_value().strip() else None
@@ -75,14 +76,16 @@ class Settings(BaseSettings):
             raise ValueError("use an escalation policy id such as PT20YPA")
         return value.strip() if value else None
 
-    @field_validator("pagerduty_events_url", "pagerduty_api_url")
+    @field_validator("pagerduty_events_url", "pagerduty_api_url", "jira_url", "statuspage_api_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not re.match(r"https?://[^/\s]+", value):
             raise ValueError("use an http(s) URL")
         return value.rstrip("/")
 
-    @field_validator("page_severities", mode="before")
+    @field_validator("page_severities", "jira_severities", mode="before")
     @classmethod
     def _page_severities(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -120,17 +123,10 @@ class Settings(BaseSettings):
     statuspage_page_id: str | None = Field(default=None, alias="STATUSPAGE_PAGE_ID")
     statuspage_api_url: str = Field(default="https://api.statuspage.io/v1", alias="STATUSPAGE_API_URL")
 
-    @field_validator("jira_api_token", "jira_pat", "statuspage_api_key")
+    @field_validator("jira_url", "jira_email", mode="before")
     @classmethod
-    def _optional_atlassian_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        return value if value is not None and value.get_secret_value().strip() else None
-
-    @field_validator("jira_url", "statuspage_api_url")
-    @classmethod
-    def _atlassian_url(cls, value: str | None) -> str | None:
-        if value and not re.match(r"https?://[^/\s]+", value):
-            raise ValueError("use an http(s) URL")
-        return value.rstrip("/") if value else None
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("jira_project")
     @classmethod
@@ -138,13 +134,6 @@ class Settings(BaseSettings):
         if value and not re.fullmatch(r"[A-Z][A-Z0-9_]{0,254}", value.strip()):
             raise ValueError("use a project key such as OPS")
         return value.strip() if value else None
-
-    @field_validator("jira_severities", mode="before")
-    @classmethod
-    def _jira_severities(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return frozenset(Severity.parse(part) for part in _split(value) if part.lower() != "off")
-        return value
 
     @field_validator("jira_priorities", mode="before")
     @classmethod

@@ -18,7 +18,7 @@ from sqlmodel import Session
 
 from core import outbox
 from core.enums import Priority, Severity
-from core.models import ActionItem, Incident, OutboxRow
+from core.models import ActionItem, Incident
 
 INTEGRATION = "jira"
 CREATE_ISSUE, LABELS, COMMENT = "create_issue", "labels", "comment"
@@ -86,24 +86,15 @@ def tracked(key: str | None, status: str | None) -> str | None:
 
 def _enqueue(session: Session, incident: Incident, operation: str, payload: Mapping[str, Any], why: str,
              now: datetime) -> bool:  # fmt: skip
-    return outbox.enqueue(
-        session=session,
-        integration=INTEGRATION,
-        operation=operation,
-        payload=payload,
-        idempotency_key=f"{INTEGRATION}:{incident.key}:{operation}:{why}",
-        incident_id=incident.id,
-        now=now,
-    )
+    return outbox.enqueue_for(session=session, incident=incident, integration=INTEGRATION, operation=operation,
+                              payload=payload, why=why, now=now)  # fmt: skip
 
 
 def has_issue(*, session: Session, incident: Incident) -> bool:
     """Whether the incident has (or is getting) a Jira issue."""
-    table = OutboxRow.__table__  # type: ignore[attr-defined]
-    query = sa.select(table.c.id).where(
-        table.c.incident_id == incident.id, table.c.integration == INTEGRATION, table.c.operation == CREATE_ISSUE
+    return incident.jira_key is not None or outbox.has_row(
+        session=session, incident_id=incident.id, integration=INTEGRATION, operation=CREATE_ISSUE
     )
-    return incident.jira_key is not None or session.execute(query.limit(1)).first() is not None
 
 
 def open_issue(*, session: Session, incident: Incident, rules: JiraRules, now: datetime) -> bool:
@@ -121,7 +112,8 @@ def open_issue(*, session: Session, incident: Incident, rules: JiraRules, now: d
 
 
 def on_declare(*, session: Session, incident: Incident, rules: JiraRules, now: datetime) -> bool:
-    return rules.files_on_declare(incident.severity) and open_issue(
+    """A private incident is filed only by hand (`/incident jira`): its title may be what must not spread."""
+    return not incident.private and rules.files_on_declare(incident.severity) and open_issue(
         session=session, incident=incident, rules=rules, now=now
     )
 

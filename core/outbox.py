@@ -99,6 +99,23 @@ def enqueue(
     return bool(result.rowcount == 1)
 
 
+def enqueue_for(*, session: Session, incident: Incident, integration: str, operation: str,
+                payload: Mapping[str, Any], why: str, now: datetime) -> bool:  # fmt: skip
+    """A row about an incident, keyed `<integration>:<INC-n>:<operation>:<why>`: one row per cause."""
+    return enqueue(session=session, integration=integration, operation=operation, payload=payload,
+                   idempotency_key=f"{integration}:{incident.key}:{operation}:{why}", incident_id=incident.id,
+                   now=now)  # fmt: skip
+
+
+def has_row(*, session: Session, incident_id: int | None, integration: str, operation: str) -> bool:
+    """Whether the incident has a row of this operation, in any state (e.g. whether its Jira issue was asked for)."""
+    table = _table()
+    query = sa.select(table.c.id).where(
+        table.c.incident_id == incident_id, table.c.integration == integration, table.c.operation == operation
+    )
+    return session.execute(query.limit(1)).first() is not None
+
+
 def claim(
     *,
     session: Session,

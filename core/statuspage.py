@@ -18,7 +18,7 @@ from sqlmodel import Session
 from core import outbox
 from core.enums import Phase
 from core.errors import InvalidInput, InvalidState
-from core.models import Incident, OutboxRow
+from core.models import Incident
 
 INTEGRATION = "statuspage"
 CREATE, UPDATE, RESOLVE = "create", "update", "resolve"
@@ -41,24 +41,13 @@ class ComponentSource(Protocol):
 
 def _enqueue(session: Session, incident: Incident, operation: str, payload: Mapping[str, Any], why: str,
              now: datetime) -> bool:  # fmt: skip
-    return outbox.enqueue(
-        session=session,
-        integration=INTEGRATION,
-        operation=operation,
-        payload=payload,
-        idempotency_key=f"{INTEGRATION}:{incident.key}:{operation}:{why}",
-        incident_id=incident.id,
-        now=now,
-    )
+    return outbox.enqueue_for(session=session, incident=incident, integration=INTEGRATION, operation=operation,
+                              payload=payload, why=why, now=now)  # fmt: skip
 
 
 def is_public(*, session: Session, incident: Incident) -> bool:
     """Whether the incident has (or is getting) a public Statuspage incident."""
-    table = OutboxRow.__table__  # type: ignore[attr-defined]
-    query = sa.select(table.c.id).where(
-        table.c.incident_id == incident.id, table.c.integration == INTEGRATION, table.c.operation == CREATE
-    )
-    return session.execute(query.limit(1)).first() is not None
+    return outbox.has_row(session=session, incident_id=incident.id, integration=INTEGRATION, operation=CREATE)
 
 
 def publish(*, session: Session, incident: Incident, name: str, body: str, status: str,

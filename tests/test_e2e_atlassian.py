@@ -77,6 +77,17 @@ def declare(bot: Harness, text: str = "declare sev2 Checkout errors") -> str:
     return channel
 
 
+def make_public(bot: Harness, channel: str, **values: object) -> None:
+    """`/incident statuspage`, then the form submitted (a title, a message and a status unless given)."""
+    bot.command("statuspage", channel=channel)
+    view = bot.fake.last_view("sitrep_statuspage")
+    assert view is not None
+    state = {"name": "Checkout errors", "body": "Looking", "status": "investigating"} | values
+    response = bot.slack.view_submission(view, {block: {block: value} for block, value in state.items()}, user=ALICE)
+    assert response.status == 200
+    bot.idle()
+
+
 def channel_texts(bot: Harness, channel: str) -> list[str]:
     return [m.get("text", "") for m in bot.fake.messages(channel)]
 
@@ -179,18 +190,8 @@ def test_statuspage_publishes_by_hand_phase_by_phase_and_resolves(
     bot: Harness, status_page: FakeStatuspage
 ) -> None:
     channel = declare(bot)
-    bot.command("statuspage", channel=channel)
-    view = bot.fake.last_view("sitrep_statuspage")
-    assert view is not None
-    response = bot.slack.view_submission(view, {
-        "name": {"name": "Checkout errors for some customers"},
-        "body": {"body": "We are looking into failed payments."},
-        "impact_partial_outage": {"impact_partial_outage": ["cmp0pay0003"]},
-        "impact_degraded_performance": {"impact_degraded_performance": ["cmp0api0001"]},
-        "status": {"status": "investigating"},
-    }, user=ALICE)  # fmt: skip
-    assert response.status == 200
-    bot.idle()
+    make_public(bot, channel, name="Checkout errors for some customers", body="We are looking into failed payments.",
+                impact_partial_outage=["cmp0pay0003"], impact_degraded_performance=["cmp0api0001"])
     assert deliver(bot) == 2  # the public incident, and the Jira issue of a SEV2
     (public,) = status_page.incidents.values()
     assert public["name"] == "Checkout errors for some customers" and public["status"] == "investigating"
@@ -225,10 +226,10 @@ def test_statuspage_publishes_by_hand_phase_by_phase_and_resolves(
     assert any("Statuspage: resolved" in s for s in status), status
 
 
-def test_a_private_incident_publishes_nothing_by_itself(
+def test_a_private_incident_publishes_nothing_and_files_nothing_by_itself(
     bot: Harness, jira: FakeJira, status_page: FakeStatuspage
 ) -> None:
-    channel = declare(bot, "declare sev3 --private Leaked credentials")
+    channel = declare(bot, "declare sev1 --private Leaked credentials")
     bot.command("update identified Key rotated", channel=channel)
     answers = bot.answers(bot.command("update monitoring --public Watching", channel=channel))
     assert any("no public incident yet" in a for a in answers), answers
@@ -272,12 +273,7 @@ def test_a_restart_in_the_middle_loses_nothing_and_makes_nothing_twice(
         with running_bot(database_url, fake=fake, **env(jira, status_page)) as bot:
             channel = declare(bot)
             bot.command("action Add alerts", channel=channel)
-            bot.command("statuspage", channel=channel)
-            view = bot.fake.last_view("sitrep_statuspage")
-            assert view is not None
-            bot.slack.view_submission(view, {"name": {"name": "Checkout errors"}, "body": {"body": "Looking"},
-                                             "status": {"status": "investigating"}}, user=ALICE)  # fmt: skip
-            bot.idle()
+            make_public(bot, channel)
             crash_after_send(bot, monkeypatch)
             bot.command("update monitoring --public Fixed", channel=channel)
         assert len(jira.issues) == 1 and len(status_page.incidents) == 1  # made, but not recorded
@@ -337,12 +333,7 @@ def test_a_burst_of_public_updates_keeps_to_one_request_a_second(
     try:
         with running_bot(database_url, fake=fake, **env(None, status_page)) as bot:
             channel = declare(bot)
-            bot.command("statuspage", channel=channel)
-            view = bot.fake.last_view("sitrep_statuspage")
-            assert view is not None
-            bot.slack.view_submission(view, {"name": {"name": "Checkout errors"}, "body": {"body": "Looking"},
-                                             "status": {"status": "investigating"}}, user=ALICE)  # fmt: skip
-            bot.idle()
+            make_public(bot, channel)
             for number in range(1, 6):
                 bot.command(f"update identified --public Step {number}", channel=channel)
             assert deliver(bot) == 6
