@@ -104,3 +104,25 @@ def test_statuspage_is_on_with_a_key_and_a_page() -> None:
     assert on.statuspage_on and on.statuspage_api_url == "https://api.statuspage.io/v1"
     with pytest.raises(SettingsError, match="STATUSPAGE_PAGE_ID"):
         load_settings(**BASE, STATUSPAGE_PAGE_ID="My Page")
+
+
+@pytest.mark.parametrize("cloud", [True, False], ids=["cloud", "server"])
+def test_the_sync_search_reads_every_page(cloud: bool) -> None:
+    from pydantic import SecretStr
+
+    from bot.jira import JiraApi
+    from tests.fakejira import EMAIL, PAT, PROJECT, TOKEN
+
+    fake = FakeJira(cloud=cloud).start()
+    try:
+        api = JiraApi(url=fake.url, email=EMAIL, token=SecretStr(TOKEN)) if cloud else JiraApi(
+            url=fake.url, pat=SecretStr(PAT))  # fmt: skip
+        keys = [api.create({"project": {"key": PROJECT}, "issuetype": {"name": "Task"}, "summary": f"item {n}",
+                            "labels": ["incident-follow-up"]}) for n in range(230)]  # fmt: skip
+        fake.set_status(keys[200], "Done")
+        found = list(api.search(f"key in ({', '.join(keys)})", ["status"]))
+        assert [issue["key"] for issue in found] == keys
+        assert found[200]["fields"]["status"]["statusCategory"]["key"] == "done"
+        assert len(fake.calls("POST", "/search")) == 3 and fake.refused == []
+    finally:
+        fake.stop()

@@ -344,3 +344,22 @@ def test_a_burst_of_public_updates_keeps_to_one_request_a_second(
         assert min(b - a for a, b in zip(arrivals, arrivals[1:], strict=False)) >= 0.95
     finally:
         fake.stop()
+
+
+def test_a_done_transition_jira_lacks_is_reported_once_in_the_channel(database_url: str, jira: FakeJira) -> None:
+    fake = slack_with_emails()
+    try:
+        with running_bot(database_url, fake=fake, **env(jira, None, JIRA_DONE_TRANSITION="Close")) as bot:
+            channel = declare(bot)
+            bot.command("resolve Bad deploy", channel=channel)
+            deliver(bot)
+            deliver(bot)
+            with bot.sitrep.deps.read() as session:
+                rows = outbox.rows_of(session=session, incident_id=1, integration="jira")
+            assert [(r.operation, r.state) for r in rows] == [
+                ("create_issue", "delivered"), ("comment", "delivered"), ("transition", "failed")]
+            told = [t for t in channel_texts(bot, channel) if "has no transition" in t]
+            assert len(told) == 1 and "'Close'" in told[0] and "Done" in told[0], told
+            assert jira.issue("OPS-1")["fields"]["status"]["name"] == "To Do"
+    finally:
+        fake.stop()
