@@ -137,7 +137,8 @@ def on_action_item(*, session: Session, incident: Incident, item: ActionItem, ru
 
 def resolution_comment(incident: Incident, summary: Sequence[str]) -> str:
     """The comment on resolve: the root cause (never guessed) and the PIR's summary sentences."""
-    cause = incident.root_cause or f"to be completed by the commander ({incident.people.get(incident.commander_id) or incident.commander_id})"  # noqa: E501
+    commander = (incident.people or {}).get(incident.commander_id) or incident.commander_id
+    cause = incident.root_cause or f"to be completed by the commander ({commander})"
     lines = [f"{incident.key} resolved.", "", f"Root cause: {cause}"]
     if incident.contributing_factors:
         lines += ["", "Contributing factors:"] + [f"- {factor}" for factor in incident.contributing_factors]

@@ -126,3 +126,15 @@ def test_the_sync_search_reads_every_page(cloud: bool) -> None:
         assert len(fake.calls("POST", "/search")) == 3 and fake.refused == []
     finally:
         fake.stop()
+
+
+def test_the_resolve_comment_never_guesses_a_root_cause() -> None:
+    from core.enums import Severity
+    from core.jira import resolution_comment
+    from core.models import Incident
+
+    incident = Incident(key="INC-7", title="t", severity=Severity.SEV1, declared_by="U1", commander_id="U1",
+                        people={"U1": "jane"}, contributing_factors=["no pool alert"])  # fmt: skip
+    text = resolution_comment(incident, ["Checkout failed for 40 minutes."])
+    assert "Root cause: to be completed by the commander (jane)" in text
+    assert "- no pool alert" in text and text.endswith("Summary:\nCheckout failed for 40 minutes.")
