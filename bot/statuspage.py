@@ -60,9 +60,7 @@ class StatuspageSender:
             found = statuspage.public_id(session=session, incident_id=incident_id)
         answer: dict[str, Any] | None = {"id": found} if found else None
         if answer is None and delivery.attempts > 1:
-            answer = next((i for i in self.api.call("GET", "/incidents/unresolved") or []
-                           if ((i.get("metadata") or {}).get("sitrep") or {}).get("key") == delivery.incident_key),
-                          None)  # fmt: skip
+            answer = self._made_before(delivery)
         if answer is None:
             body = {"incident": {
                 "name": payload["name"], "status": payload["status"], "body": payload["body"],
@@ -79,6 +77,16 @@ class StatuspageSender:
         link = f" <{url}|on the status page>" if isinstance(url, str) and url else " on the status page"
         return Sent(result={"link": payload["status"]},
                     notice=f":globe_with_meridians: *{delivery.incident_key}* is public{link}.")  # fmt: skip
+
+    def _made_before(self, delivery: Delivery) -> dict[str, Any] | None:
+        """The unresolved public incident an earlier attempt made: by the metadata it carries, else (an answer
+        without metadata) by its name."""
+        unresolved = self.api.call("GET", "/incidents/unresolved") or []
+        ours = [i for i in unresolved
+                if ((i.get("metadata") or {}).get("sitrep") or {}).get("key") == delivery.incident_key]  # fmt: skip
+        if not ours and not any(i.get("metadata") for i in unresolved):
+            ours = [i for i in unresolved if i.get("name") == delivery.payload["name"]]
+        return ours[0] if ours else None
 
     def _update(self, delivery: Delivery) -> Sent:
         payload = delivery.payload
