@@ -19,15 +19,18 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.engine import Engine
 
+from bot.jira import JiraApi, JiraSender, JiraSync
 from bot.observability import Metrics
 from bot.outbox import OutboxWorker, Sender
 from bot.pagerduty import EventsSender, PagerDutyRest
 from bot.scheduler import Scheduler
 from bot.settings import Settings
 from bot.slack_client import ObservedWebClient, make_client, make_webhook
-from core import paging
+from bot.statuspage import StatuspageSender
+from core import jira, paging, statuspage
 from core.clock import Clock, SystemClock
 from core.db import make_engine, session_factory, upgrade
+from core.jira import JiraRules
 from core.paging import Paging
 from handlers import actions, alerts, commands, events, home, pagerduty, reminders, shortcuts, timeline_view, views
 from handlers.deps import Config, Deps
@@ -179,26 +182,46 @@ def create_app(
     for module in (events, home, commands, views, actions, alerts, shortcuts, timeline_view, reminders, pagerduty):
         module.register(bolt)
     bolt.event(re.compile(".*"))(events.ignore)
-    worker = OutboxWorker(deps, outbox_senders(settings, team_url=deps.team_url), give_up=settings.outbox_give_up)
+    senders = outbox_senders(settings, deps)
+    sender = senders.get(statuspage.INTEGRATION)
+    deps.status_page = sender if isinstance(sender, StatuspageSender) else None
+    paces = {name: sender.pace for name, sender in senders.items() if isinstance(sender, StatuspageSender)}
+    worker = OutboxWorker(deps, senders, give_up=settings.outbox_give_up, paces=paces)
+    jira_sync = JiraSync(jira_api(settings), tx=deps.tx) if settings.jira_on else None
     return Sitrep(
         bolt=bolt,
         deps=deps,
         settings=settings,
         engine=engine,
         executor=executor,
-        scheduler=Scheduler(deps, settings, outbox=worker),
+        scheduler=Scheduler(deps, settings, outbox=worker, jira_sync=jira_sync),
         outbox=worker,
     )
 
 
-def outbox_senders(settings: Settings, *, team_url: str | None) -> dict[str, Sender]:
+def outbox_senders(settings: Settings, deps: Deps) -> dict[str, Sender]:
     """One sender per configured integration (SPEC §13): rows of others wait, and give up in time."""
     senders: dict[str, Sender] = {}
     if settings.pagerduty_routing_key is not None:
         senders[paging.INTEGRATION] = EventsSender(
-            routing_key=settings.pagerduty_routing_key, url=settings.pagerduty_events_url, team_url=team_url
+            routing_key=settings.pagerduty_routing_key, url=settings.pagerduty_events_url, team_url=deps.team_url
         )
+    if settings.jira_on:
+        senders[jira.INTEGRATION] = JiraSender(
+            jira_api(settings), project=settings.jira_project or "", issue_type=settings.jira_issue_type,
+            action_issue_type=settings.jira_action_issue_type, tx=deps.tx, slack=deps.client, team_url=deps.team_url,
+        )  # fmt: skip
+    if settings.statuspage_on and settings.statuspage_api_key is not None:
+        senders[statuspage.INTEGRATION] = StatuspageSender(
+            api_key=settings.statuspage_api_key, page_id=settings.statuspage_page_id or "",
+            url=settings.statuspage_api_url, tx=deps.tx,
+        )  # fmt: skip
     return senders
+
+
+def jira_api(settings: Settings) -> JiraApi:
+    return JiraApi(url=settings.jira_url or "", email=settings.jira_email, token=settings.jira_api_token,
+                   pat=settings.jira_pat)  # fmt: skip
 
 
 def pagerduty_rest(settings: Settings) -> PagerDutyRest | None:
@@ -222,6 +245,9 @@ def handler_config(settings: Settings) -> Config:
         alert_severity=settings.alert_severity,
         paging=Paging(enabled=settings.pagerduty_routing_key is not None, severities=settings.page_severities),
         escalation_policy=settings.pagerduty_escalation_policy,
+        jira=JiraRules(enabled=settings.jira_on, severities=settings.jira_severities,
+                       priorities=settings.jira_priorities, done_transition=settings.jira_done_transition),
+        statuspage=settings.statuspage_on,
     )
 
 

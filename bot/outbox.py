@@ -7,17 +7,21 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from bot.atlassian import Pace
 from core import outbox
 from core.outbox import Delivery, DeliveryError, Sent
 from handlers import blockkit
 from handlers.deps import Deps
 
 log = logging.getLogger("sitrep.outbox")
-ROUNDS = 20  # claims per run: a row freed by its predecessor's delivery goes out in the same run
+RUN_BUDGET = 10.0  # seconds a run keeps claiming: a row freed by its predecessor's delivery goes out in the same run
+PACED_WAIT = 1.0  # seconds a run waits for a paced integration's next turn rather than ending
 
 
 class Sender(Protocol):
@@ -33,27 +37,68 @@ class OutboxWorker:
         give_up: timedelta,
         rng: random.Random | None = None,
         batch: int = 20,
+        paces: Mapping[str, Pace] | None = None,
+        threads: int = 16,
     ) -> None:
         self.deps = deps
         self.senders = dict(senders)
         self.give_up_after = give_up
         self.rng = rng or random.Random()
         self.batch = batch
+        self.paces = dict(paces or {})
+        """Integrations with a request rate (Statuspage: one a second): one of their rows at a time, when due."""
+        self._threads = threads
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="sitrep-outbox") if threads > 1 else None
 
     def deliver(self, now: datetime | None = None) -> int:
-        """Send every row that is due; returns how many the remotes accepted."""
+        """Send every row that is due; returns how many the remotes accepted.
+
+        With a pool, up to `threads` rows are in flight at once, and free places are claimed again as soon as
+        rows come back: rows in flight belong to different incidents or integrations, since a row is not claimed
+        while an older row of its incident and integration is pending (core.outbox.claim)."""
         now = now or self.deps.now()
         accepted = 0
-        with self.deps.read() as session:
+        with self.deps.read() as session:  # a read first: an idle worker (every 2 s) takes no write lock
             if not outbox.any_due(session=session, now=now):
                 return 0
-        for _ in range(ROUNDS):
-            with self.deps.tx() as session:
-                claimed = outbox.claim(session=session, now=now, limit=self.batch)
-            if not claimed:
-                break
-            accepted += sum(1 for delivery in claimed if self._one(delivery, now))
-        return accepted
+        ends = time.monotonic() + RUN_BUDGET
+        in_flight: dict[Future[bool], str] = {}
+        while True:
+            room = self.batch if self._pool is None else self._threads - len(in_flight)
+            # a claim reads the whole queue's order: made when half the places are free, not for each one
+            worth = room > 0 and (not in_flight or room * 2 >= self._threads)
+            busy = set(in_flight.values())
+            claimed = self._claim(now, room, busy) if worth and time.monotonic() < ends else []
+            if self._pool is None:
+                accepted += sum(1 for delivery in claimed if self._one(delivery, now))
+            else:
+                in_flight |= {self._pool.submit(self._one, d, now): d.integration for d in claimed}
+            if in_flight:
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                accepted += sum(1 for future in done if future.result())
+                in_flight = {future: name for future, name in in_flight.items() if future not in done}
+                continue
+            if claimed:
+                continue
+            turn = min((pace.free_in() for pace in self.paces.values()), default=0.0)
+            if 0 < turn <= PACED_WAIT and time.monotonic() < ends:  # a paced integration's turn is close: take it
+                time.sleep(turn)
+                continue
+            return accepted
+
+    def _claim(self, now: datetime, room: int, busy: set[str]) -> list[Delivery]:
+        """Up to `room` due rows; of a paced integration one, when its turn has come and none of its rows is
+        in flight (`busy`)."""
+        with self.deps.tx() as session:
+            claimed = outbox.claim(session=session, now=now, limit=room, exclude=tuple(self.paces))
+            for name, pace in self.paces.items():
+                if name not in busy and pace.free_in() == 0 and len(claimed) < room:
+                    claimed += outbox.claim(session=session, now=now, limit=1, only=(name,))
+        return claimed
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
     def _one(self, delivery: Delivery, now: datetime) -> bool:
         about = {"incident": delivery.incident_key, "integration": delivery.integration,

@@ -14,10 +14,12 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from slack_sdk.errors import SlackApiError
 
+from bot.jira import JiraSync
 from bot.outbox import OutboxWorker
 from bot.settings import Settings
 from core import channel_life, reminders, store
 from core.channel_life import ArchiveClaim
+from core.outbox import DeliveryError
 from core.reminders import Claim
 from handlers import alerts, blockkit, flows
 from handlers.deps import Deps
@@ -30,6 +32,7 @@ log = logging.getLogger("sitrep.scheduler")
 # A bot that was down at digest time posts the day's digest on start within this long after it.
 DIGEST_CATCH_UP = timedelta(hours=2)
 DIGEST_LIMIT = 50  # incidents listed in the digest; the rest are counted
+JIRA_SYNC_INTERVAL = 600  # seconds between reads of the action items' Jira issues (SPEC §13.4)
 OUTBOX_INTERVAL = 2.0  # seconds between outbox delivery runs (SPEC §13.1): pages should leave at once
 RESUME_EVERY = timedelta(minutes=1)  # how often declarations stopped part-way are taken up again
 STALLED_AFTER = timedelta(minutes=5)  # a declaration silent this long lost its process (one in flight is left)
@@ -44,11 +47,18 @@ class Scheduler:
     sent once."""
 
     def __init__(
-        self, deps: Deps, settings: Settings, *, posters: int = 16, outbox: OutboxWorker | None = None
+        self,
+        deps: Deps,
+        settings: Settings,
+        *,
+        posters: int = 16,
+        outbox: OutboxWorker | None = None,
+        jira_sync: JiraSync | None = None,
     ) -> None:
         self.deps = deps
         self.settings = settings
         self.outbox = outbox
+        self.jira_sync = jira_sync
         self._size = posters
         self._posters = ThreadPoolExecutor(max_workers=posters, thread_name_prefix="sitrep-remind")
         self._stopped = False
@@ -81,6 +91,9 @@ class Scheduler:
         if self.outbox is not None:
             aps.add_job(self._safe(self.outbox.deliver), IntervalTrigger(seconds=OUTBOX_INTERVAL), id="outbox",
                         name="outbox", max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))  # fmt: skip
+        if self.jira_sync is not None:
+            aps.add_job(self._safe(self.sync_jira), IntervalTrigger(seconds=JIRA_SYNC_INTERVAL), id="jira_sync",
+                        name="jira_sync", max_instances=1, coalesce=True)  # fmt: skip
         aps.start()
         self._aps = aps
 
@@ -90,6 +103,8 @@ class Scheduler:
             self._aps = None
         if not self._stopped:
             self._posters.shutdown(wait=True)
+            if self.outbox is not None:
+                self.outbox.close()
             self._stopped = True
 
     def _first_tick(self) -> object:
@@ -263,6 +278,19 @@ class Scheduler:
         self.remind_action_items(now)
         if local - digest_at <= DIGEST_CATCH_UP:
             self.digest(now)
+
+    def sync_jira(self) -> list[str]:
+        """Action items done in Jira become done here (SPEC §13.4); a failed read is tried at the next run."""
+        if self.jira_sync is None:
+            return []
+        try:
+            done = self.jira_sync.run()
+        except DeliveryError as error:
+            log.warning("Jira sync failed, tried again in %s minutes: %s", JIRA_SYNC_INTERVAL // 60, error)
+            return []
+        if done:
+            log.info("Jira sync: %s action items done", len(done))
+        return done
 
     def remind_action_items(self, now: datetime | None = None) -> int:
         """A direct message to the owner of each open action item due tomorrow, once per item per day."""

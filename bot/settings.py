@@ -16,6 +16,7 @@ from sqlalchemy.exc import ArgumentError
 from core.alerts import DEFAULT_ALERT_SEVERITY, parse_alert_severity
 from core.cadence import DEFAULT_CADENCE_TEXT, parse_cadence, parse_duration
 from core.enums import Severity
+from core.jira import DEFAULT_PRIORITIES
 
 
 class SettingsError(Exception):
@@ -101,7 +102,8 @@ class Settings(BaseSettings):
     pagerduty_webhook_secret: SecretStr | None = Field(default=None, alias="PAGERDUTY_WEBHOOK_SECRET")
     outbox_give_up: Annotated[timedelta, NoDecode] = Field(default=timedelta(hours=24), alias="SITREP_OUTBOX_GIVE_UP")
 
-    @field_validator("pagerduty_routing_key", "pagerduty_api_token", "pagerduty_webhook_secret")
+    @field_validator("pagerduty_routing_key", "pagerduty_api_token", "pagerduty_webhook_secret", "jira_api_token",
+                     "jira_pat", "statuspage_api_key")  # fmt: skip
     @classmethod
     def _optional_secret(cls, value: SecretStr | None) -> SecretStr | None:
         return value if value is not None and value.get_secret_value().strip() else None
@@ -113,14 +115,16 @@ class Settings(BaseSettings):
             raise ValueError("use an escalation policy id such as PT20YPA")
         return value.strip() if value else None
 
-    @field_validator("pagerduty_events_url", "pagerduty_api_url")
+    @field_validator("pagerduty_events_url", "pagerduty_api_url", "jira_url", "statuspage_api_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not re.match(r"https?://[^/\s]+", value):
             raise ValueError("use an http(s) URL")
         return value.rstrip("/")
 
-    @field_validator("page_severities", mode="before")
+    @field_validator("page_severities", "jira_severities", mode="before")
     @classmethod
     def _page_severities(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -138,6 +142,90 @@ class Settings(BaseSettings):
         if value and not re.fullmatch(r"[CG][A-Z0-9]+", value):
             raise ValueError("use a channel id such as C0123ABC (not a #name)")
         return value or None
+
+    # --- Jira and Statuspage (SPEC §13.4, §13.5) ---
+    jira_url: str | None = Field(default=None, alias="JIRA_URL")
+    jira_email: str | None = Field(default=None, alias="JIRA_EMAIL")
+    jira_api_token: SecretStr | None = Field(default=None, alias="JIRA_API_TOKEN")
+    jira_pat: SecretStr | None = Field(default=None, alias="JIRA_PAT")
+    jira_project: str | None = Field(default=None, alias="JIRA_PROJECT")
+    jira_issue_type: str = Field(default="Task", min_length=1, alias="JIRA_ISSUE_TYPE",
+                                 description="an issue type name, e.g. Task")
+    jira_action_issue_type: str = Field(default="Task", min_length=1, alias="JIRA_ACTION_ISSUE_TYPE",
+                                        description="an issue type name, e.g. Task")
+    jira_severities: Annotated[frozenset[Severity], NoDecode] = Field(
+        default=frozenset({Severity.SEV1, Severity.SEV2}), alias="SITREP_JIRA_SEVERITIES"
+    )
+    jira_done_transition: str = Field(default="Done", min_length=1, alias="JIRA_DONE_TRANSITION",
+                                      description="a transition or status name, e.g. Done")
+    jira_priorities: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=lambda: dict(DEFAULT_PRIORITIES), alias="JIRA_PRIORITIES"
+    )
+    statuspage_api_key: SecretStr | None = Field(default=None, alias="STATUSPAGE_API_KEY")
+    statuspage_page_id: str | None = Field(default=None, alias="STATUSPAGE_PAGE_ID")
+    statuspage_api_url: str = Field(default="https://api.statuspage.io/v1", alias="STATUSPAGE_API_URL")
+
+    @field_validator("jira_url", "jira_email", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("jira_email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value and "@" not in value:
+            raise ValueError("use the email address of the Jira account sitrep acts as")
+        return value.strip() if value else None
+
+    @field_validator("jira_project")
+    @classmethod
+    def _project(cls, value: str | None) -> str | None:
+        if value and not re.fullmatch(r"[A-Z][A-Z0-9_]{0,254}", value.strip()):
+            raise ValueError("use a project key such as OPS")
+        return value.strip() if value else None
+
+    @field_validator("jira_priorities", mode="before")
+    @classmethod
+    def _priorities(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        priorities = dict(DEFAULT_PRIORITIES)
+        for part in _split(value):
+            key, sep, name = part.partition("=")
+            key = key.strip()
+            if re.fullmatch(r"[pP][1-3]", key):
+                key = key.upper()
+            elif sep:
+                key = Severity.parse(key).value
+            if not sep or not name.strip():
+                raise ValueError(f"{part!r} is not sevN=Name or PN=Name, e.g. sev1=Highest,P1=Highest")
+            priorities[key] = name.strip()
+        return priorities
+
+    @field_validator("statuspage_page_id")
+    @classmethod
+    def _page_id(cls, value: str | None) -> str | None:
+        if value and not re.fullmatch(r"[a-z0-9]+", value.strip()):
+            raise ValueError("use the page id from the Statuspage API page, e.g. kctbh9vrtdwd")
+        return value.strip() if value else None
+
+    @model_validator(mode="after")
+    def _jira_complete(self) -> Settings:
+        if self.jira_url is None:
+            return self
+        if self.jira_project is None:
+            raise ValueError("JIRA_PROJECT: required when JIRA_URL is set")
+        if self.jira_pat is None and (not self.jira_email or self.jira_api_token is None):
+            raise ValueError("JIRA_API_TOKEN: set JIRA_EMAIL and JIRA_API_TOKEN (Jira Cloud) or JIRA_PAT (Server)")
+        return self
+
+    @property
+    def jira_on(self) -> bool:
+        return self.jira_url is not None
+
+    @property
+    def statuspage_on(self) -> bool:
+        return self.statuspage_api_key is not None and self.statuspage_page_id is not None
 
     def secret_values(self) -> list[str]:
         """Every configured secret (each SecretStr setting), for the log scrubber."""
@@ -290,7 +378,7 @@ def load_settings(**overrides: Any) -> Settings:
             message = "required"
         elif error.get("type") != "value_error" and accepts:  # pydantic's words say what is wrong, not what is right
             message = f"use {accepts} (not {error.get('input')!r})"
-        if message.startswith(("SLACK_", "SITREP_")):
+        if message.startswith(("SLACK_", "SITREP_", "JIRA_")):
             raise SettingsError(message) from None
         raise SettingsError(f"{alias}: {message}" if alias else message) from None
 

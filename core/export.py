@@ -234,6 +234,7 @@ class ExportActionItem(_Model):
     deadline: date | None = None
     type: str | None = None
     status: Annotated[str, BeforeValidator(_lower)] = "open"
+    tracker: str | None = None  # where it is tracked, e.g. "Jira OPS-12 (In Progress)"
 
     @field_validator("deadline", mode="before")
     @classmethod

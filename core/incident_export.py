@@ -12,6 +12,7 @@ from sqlmodel import Session
 from core import store
 from core.enums import EntryKind, IncidentStatus
 from core.export import IncidentExport, parse_export
+from core.jira import tracked
 from core.models import Incident
 
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
@@ -111,6 +112,7 @@ def export_incident(*, session: Session, incident: Incident, names: Mapping[str,
                 "priority": item.priority.value,
                 "deadline": item.due.isoformat() if item.due else None,
                 "status": item.status,
+                "tracker": tracked(item.jira_key, item.jira_status),
             }
             for item in store.action_items_of(session=session, incident=incident)
         ],  # fmt: skip

@@ -94,6 +94,10 @@ class Incident(SQLModel, table=True):
     # A reminder claimed by a tick and not yet confirmed as posted (SPEC §15): claimed again once the lease ends.
     reminder_lease_until: datetime | None = _when(nullable=True)
     reminder_attempts: int = 0  # claims of the current reminder; above 1, look for an earlier attempt's message
+    # Outside systems (SPEC §13.4, §13.5): the Jira issue's key once created; the public Statuspage incident
+    # ({"components": {id: impact}} when asked for, then "id" and "url" once created).
+    jira_key: str | None = Field(default=None, max_length=64)
+    statuspage: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON, nullable=True)
 
 
 class TimelineEntry(SQLModel, table=True):
@@ -187,6 +191,10 @@ class ActionItem(SQLModel, table=True):
     created_by: str = Field(max_length=32)
     # The day the owner was last reminded (claimed atomically, so once per item per day).
     reminded_on: date | None = None
+    # Its Jira issue (SPEC §13.4), and the issue's status as last read back by the sync.
+    jira_key: str | None = Field(default=None, max_length=64)
+    jira_status: str | None = Field(default=None, max_length=64)
+    jira_done: bool = False
 
 
 class Participant(SQLModel, table=True):
@@ -282,6 +290,8 @@ class OutboxRow(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_outbox_due", "state", "next_attempt_at"),
         sa.Index("ix_outbox_order", "incident_id", "integration", "id"),
+        sa.Index("ix_outbox_pending_order", "incident_id", "integration", "id",
+                 postgresql_where=sa.text("state = 'pending'"), sqlite_where=sa.text("state = 'pending'")),  # fmt: skip
         sa.UniqueConstraint("idempotency_key", name="uq_outbox_idempotency_key"),
     )
 

@@ -15,7 +15,7 @@ link the remote gets and where the answer is told."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -99,17 +99,45 @@ def enqueue(
     return bool(result.rowcount == 1)
 
 
-def claim(*, session: Session, now: datetime, lease: timedelta = LEASE, limit: int = 20) -> list[Delivery]:
-    """Claim the rows due now (oldest first), at most one per incident and integration."""
+def enqueue_for(*, session: Session, incident: Incident, integration: str, operation: str,
+                payload: Mapping[str, Any], why: str, now: datetime) -> bool:  # fmt: skip
+    """A row about an incident, keyed `<integration>:<INC-n>:<operation>:<why>`: one row per cause."""
+    return enqueue(session=session, integration=integration, operation=operation, payload=payload,
+                   idempotency_key=f"{integration}:{incident.key}:{operation}:{why}", incident_id=incident.id,
+                   now=now)  # fmt: skip
+
+
+def has_row(*, session: Session, incident_id: int | None, integration: str, operation: str) -> bool:
+    """Whether the incident has a row of this operation, in any state (e.g. whether its Jira issue was asked for)."""
+    table = _table()
+    query = sa.select(table.c.id).where(
+        table.c.incident_id == incident_id, table.c.integration == integration, table.c.operation == operation
+    )
+    return session.execute(query.limit(1)).first() is not None
+
+
+def claim(
+    *,
+    session: Session,
+    now: datetime,
+    lease: timedelta = LEASE,
+    limit: int = 20,
+    only: Collection[str] | None = None,
+    exclude: Collection[str] = (),
+) -> list[Delivery]:
+    """Claim the rows due now (oldest first), at most one per incident and integration; of the integrations in
+    `only` when given, and none of those in `exclude` (a worker pacing an integration claims its rows apart)."""
     table = _table()
     earlier = table.alias("earlier")
     incidents = Incident.__table__  # type: ignore[attr-defined]
     at = sa.literal(now, UTCDateTime)
-    blocked = sa.exists().where(
-        earlier.c.incident_id == table.c.incident_id,
-        earlier.c.integration == table.c.integration,
-        earlier.c.id < table.c.id,
-        earlier.c.state == PENDING,
+    # The oldest pending row of each incident and integration: the only one that may go. One aggregate over the
+    # pending rows, whatever the planner's statistics say (a NOT EXISTS over older rows was planned as a scan of
+    # every pending row for each, on PostgreSQL right after a burst: 440 ms a claim with 2,000 rows).
+    first = (
+        sa.select(sa.func.min(earlier.c.id))
+        .where(earlier.c.state == PENDING, earlier.c.incident_id.is_not(None))
+        .group_by(earlier.c.incident_id, earlier.c.integration)
     )
     has_channel = sa.exists().where(incidents.c.id == table.c.incident_id, incidents.c.channel_id.is_not(None))
     due = (
@@ -118,7 +146,7 @@ def claim(*, session: Session, now: datetime, lease: timedelta = LEASE, limit: i
             table.c.state == PENDING,
             table.c.next_attempt_at <= at,
             sa.or_(table.c.lease_until.is_(None), table.c.lease_until <= at),
-            ~blocked,
+            sa.or_(table.c.incident_id.is_(None), table.c.id.in_(first.scalar_subquery())),
             sa.or_(
                 table.c.incident_id.is_(None),
                 has_channel,
@@ -128,6 +156,10 @@ def claim(*, session: Session, now: datetime, lease: timedelta = LEASE, limit: i
         .order_by(table.c.id)
         .limit(limit)
     )
+    if only is not None:
+        due = due.where(table.c.integration.in_(list(only)))
+    if exclude:
+        due = due.where(table.c.integration.not_in(list(exclude)))
     if session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True, of=table)
     token = uuid.uuid4().hex

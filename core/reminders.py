@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from core.enums import IncidentStatus, Role, Severity
+from core.jira import tracked
 from core.models import ActionItem, Incident, JobRun, RoleAssignment, UTCDateTime
 
 Cadence = Mapping[Severity, timedelta | None]
@@ -200,6 +201,7 @@ class DueItem:
     due: date
     private: bool = False  # of a private incident: its title and key are for the channel's members only
     channel_id: str | None = None
+    jira: str | None = None  # its Jira issue and state, e.g. "Jira OPS-12 (In Progress)"
 
 
 def claim_items_due(*, session: Session, on: date, today: date) -> list[DueItem]:
@@ -215,14 +217,16 @@ def claim_items_due(*, session: Session, on: date, today: date) -> list[DueItem]
             sa.or_(items.c.reminded_on.is_(None), items.c.reminded_on < today),
         )
         .values(reminded_on=today)
-        .returning(items.c.id, items.c.incident_id, items.c.title, items.c.owner_id, items.c.due)
+        .returning(items.c.id, items.c.incident_id, items.c.title, items.c.owner_id, items.c.due, items.c.jira_key,
+                   items.c.jira_status)  # fmt: skip
     ).all()
     of = {row.id: row for row in session.execute(sa.select(
         incidents.c.id, incidents.c.key, incidents.c.private, incidents.c.channel_id).where(
         incidents.c.id.in_([row.incident_id for row in claimed])))}  # fmt: skip
     return sorted(
         (DueItem(row.id, row.incident_id, of[row.incident_id].key or "", row.title, row.owner_id, row.due,
-                 bool(of[row.incident_id].private), of[row.incident_id].channel_id)
+                 bool(of[row.incident_id].private), of[row.incident_id].channel_id,
+                 tracked(row.jira_key, row.jira_status))
          for row in claimed),
         key=lambda item: item.item_id,
     )  # fmt: skip

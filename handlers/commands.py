@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from slack_bolt import Ack, App
 
-from core import outbox, store
+from core import jira, outbox, statuspage, store
 from core.enums import Priority
 from core.errors import InvalidInput, InvalidState, SitrepError
 from core.models import Incident
+from core.outbox import DeliveryError
 from core.templating import unescape_slack
 from handlers import blockkit, catchup, flows, modals, pagerduty, resolution, stats, timeline_view
 from handlers.deps import Deps, deps_of
@@ -17,6 +19,7 @@ from handlers.parse import Command, parse
 from handlers.reply import Who, guarded, reply_private
 
 COMMAND = "/incident"
+log = logging.getLogger("sitrep.commands")
 
 
 def help_text(deps: Deps, unknown: str | None = None) -> str:
@@ -75,9 +78,18 @@ def _update(deps: Deps, body: dict[str, Any], who: Who, command: Command, incide
     assert incident is not None
     if not command.text:
         store.require_open(incident, "post an update")
-        deps.client.views_open(trigger_id=body["trigger_id"], view=modals.update_view(incident))
+        view = modals.update_view(incident, public=_is_public(deps, incident))
+        deps.client.views_open(trigger_id=body["trigger_id"], view=view)
         return
-    flows.status_update(deps, incident, phase=command.phase, text=command.text, author_id=who.user_id or "")
+    flows.status_update(deps, incident, phase=command.phase, text=command.text, author_id=who.user_id or "",
+                        public=command.public)  # fmt: skip
+
+
+def _is_public(deps: Deps, incident: Incident) -> bool:
+    if not deps.config.statuspage:
+        return False
+    with deps.read() as session:
+        return statuspage.is_public(session=session, incident=incident)
 
 
 def _severity(deps: Deps, body: dict[str, Any], who: Who, command: Command, incident: Incident | None) -> None:
@@ -114,9 +126,12 @@ def _action(deps: Deps, body: dict[str, Any], who: Who, command: Command, incide
             actor_id=who.user_id or "",
             now=deps.now(),
         )
+        filed = jira.on_action_item(session=session, incident=incident, item=item, rules=deps.config.jira,
+                                    now=deps.now())  # fmt: skip
     owner = f" for <@{item.owner_id}>" if item.owner_id else ""
     due = f", due {item.due.isoformat()}" if item.due else ""
-    reply_private(deps, who, f":white_check_mark: Action item added{owner} ({item.priority.value}{due}).")
+    in_jira = " It gets a Jira issue, linked to the incident's." if filed else ""
+    reply_private(deps, who, f":white_check_mark: Action item added{owner} ({item.priority.value}{due}).{in_jira}")
 
 
 def _status(deps: Deps, body: dict[str, Any], who: Who, command: Command, incident: Incident | None) -> None:
@@ -162,9 +177,40 @@ def _resolve(deps: Deps, body: dict[str, Any], who: Who, command: Command, incid
     if not command.text:
         if incident.status != "open":
             raise InvalidState(f"{incident.key} is already resolved. Use `/incident pir` to post the review again.")
-        deps.client.views_open(trigger_id=body["trigger_id"], view=modals.resolve_view(incident))
+        view = modals.resolve_view(incident, public=_is_public(deps, incident))
+        deps.client.views_open(trigger_id=body["trigger_id"], view=view)
         return
     resolution.resolve(deps, incident, actor_id=who.user_id or "", root_cause=command.text)
+
+
+def _jira(deps: Deps, body: dict[str, Any], who: Who, command: Command, incident: Incident | None) -> None:
+    assert incident is not None
+    if not deps.config.jira.enabled:
+        raise InvalidState("Jira is not configured: set JIRA_URL, JIRA_PROJECT and the credentials (see the README).")
+    with deps.tx() as session:
+        incident = store.reload(session=session, incident=incident)
+        opened = jira.open_issue(session=session, incident=incident, rules=deps.config.jira, now=deps.now())
+    if not opened:
+        key = f" ({incident.jira_key})" if incident.jira_key else ""
+        raise InvalidState(f"{incident.key} has a Jira issue already{key}: its link is bookmarked in this channel.")
+    reply_private(deps, who, f":ticket: Opening a Jira issue for {incident.key}; its link will be bookmarked here.")
+
+
+def _statuspage(deps: Deps, body: dict[str, Any], who: Who, command: Command, incident: Incident | None) -> None:
+    assert incident is not None
+    if deps.status_page is None:
+        raise InvalidState("The status page is not configured: set STATUSPAGE_API_KEY and STATUSPAGE_PAGE_ID.")
+    store.require_open(incident, "publish it")
+    if _is_public(deps, incident):
+        raise InvalidState(f"{incident.key} is on the status page already: publish updates with "
+                           "`/incident update --public <message>`.")  # fmt: skip
+    trigger = body["trigger_id"]  # read the components first: the trigger lives 3 s, Statuspage answers in less
+    try:
+        components = deps.status_page.components()
+    except DeliveryError as error:
+        log.warning("Statuspage components could not be read: %s", error, extra={"incident": incident.key})
+        components = []
+    deps.client.views_open(trigger_id=trigger, view=modals.statuspage_view(incident, components))
 
 
 def _reopen(deps: Deps, body: dict[str, Any], who: Who, command: Command, incident: Incident | None) -> None:
@@ -206,6 +252,8 @@ _HANDLERS = {
     "catchup": _catchup,
     "stats": _stats,
     "page": _page,
+    "jira": _jira,
+    "statuspage": _statuspage,
     "oncall": _oncall,
 }
 

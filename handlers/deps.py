@@ -24,7 +24,9 @@ from core.cadence import Cadence
 from core.clock import Clock
 from core.db import GroupCommit, Within, reading, transaction
 from core.enums import Severity
+from core.jira import JiraRules
 from core.paging import OnCallSource, Paging
+from core.statuspage import ComponentSource
 from core.timeline_capture import Tagging, tag_messages
 from handlers.messages import MessageReader
 
@@ -48,6 +50,8 @@ class Config:
     alert_severity: Mapping[str, Severity] = field(default_factory=dict)
     paging: Paging = Paging()
     escalation_policy: str | None = None
+    jira: JiraRules = JiraRules()
+    statuspage: bool = False  # STATUSPAGE_API_KEY and STATUSPAGE_PAGE_ID set
 
     @property
     def zone(self) -> ZoneInfo:
@@ -102,6 +106,8 @@ class Deps:
     executor: Executor | None = None
     oncall: OnCallSource | None = None
     """Who is on call in PagerDuty (None when PAGERDUTY_API_TOKEN or PAGERDUTY_ESCALATION_POLICY is unset)."""
+    status_page: ComponentSource | None = None
+    """The status page's components (None when Statuspage is not configured)."""
     extra: dict[str, Any] = field(default_factory=dict)
     deferred: Deferred = field(default_factory=Deferred)
     group_commit: GroupCommit = field(init=False, repr=False)

@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 from slack_sdk.errors import SlackApiError
 from sqlmodel import Session
 
-from core import paging, store
+from core import jira, paging, statuspage, store
 from core.enums import Phase, Role, Severity
-from core.errors import NotAllowed
+from core.errors import InvalidState, NotAllowed
 from core.models import Incident
 from core.naming import channel_name, slugify
 from core.severity import ImpactFacts, classify
@@ -92,6 +92,7 @@ def declare(
             cadence=deps.config.cadence,
         )
         paging.on_declare(session=session, incident=incident, paging=deps.config.paging, now=deps.now())
+        jira.on_declare(session=session, incident=incident, rules=deps.config.jira, now=deps.now())
         if also is not None:
             also(session, incident)
     return finish_declare(deps, incident, who)
@@ -355,11 +356,18 @@ def post_in_channel(deps: Deps, incident: Incident, text: str, blocks: list[dict
     return str(response["ts"])
 
 
-def status_update(deps: Deps, incident: Incident, *, phase: Phase | None, text: str, author_id: str) -> None:
+def status_update(
+    deps: Deps, incident: Incident, *, phase: Phase | None, text: str, author_id: str, public: bool = False
+) -> None:
+    """Post (and record) a status update; `public` publishes it to the status page too, in its phase."""
     chosen = phase or incident.phase
     phase_changed = chosen != incident.phase
     with deps.tx() as session:
         incident = store.reload(session=session, incident=incident)
+        if public and not deps.config.statuspage:
+            raise InvalidState("The status page is not configured (STATUSPAGE_API_KEY, STATUSPAGE_PAGE_ID).")
+        if public and not statuspage.is_public(session=session, incident=incident):
+            raise InvalidState(f"{incident.key} has no public incident yet: create it with `/incident statuspage`.")
         update = store.post_status_update(
             session=session,
             incident=incident,
@@ -370,6 +378,9 @@ def status_update(deps: Deps, incident: Incident, *, phase: Phase | None, text: 
             cadence=deps.config.cadence,
         )
         update_id = update.id
+        if public:
+            statuspage.publish_update(session=session, incident=incident, phase=chosen, body=text, now=deps.now(),
+                                      update_id=update_id)  # fmt: skip
     message = blockkit.mrkdwn(
         "status_update",
         incident=incident,
@@ -401,6 +412,8 @@ def change_severity(deps: Deps, incident: Incident, *, severity: Severity, reaso
         )
         paging.on_severity_change(session=session, incident=incident, before=before, paging=deps.config.paging,
                                   now=deps.now(), change_id=change.id)  # fmt: skip
+        jira.on_severity_change(session=session, incident=incident, before=before, rules=deps.config.jira,
+                                now=deps.now(), change_id=change.id)  # fmt: skip
     due = incident.next_update_due
     message = blockkit.mrkdwn("severity_changed", actor=actor_id, before=before, after=severity, reason=reason,
                               due=due, due_moved=due != due_before, every=deps.config.cadence.get(severity),

@@ -8,6 +8,7 @@ from slack_bolt import App
 from slack_sdk.models.blocks import ActionsBlock, Block, DividerBlock
 
 from core import store
+from core.jira import tracked
 from core.models import Incident
 from core.templating import escape_slack
 from handlers import flows, modals
@@ -61,7 +62,9 @@ def home_view(deps: Deps, user_id: str) -> dict[str, Any]:
             due += ", :warning: overdue"
         elif item.due == today:
             due += ", today"
-        blocks.append(section(f"{escape_slack(item.title)} ({item.priority.value}{due}) from *{incident.key}*"))
+        jira = tracked(item.jira_key, item.jira_status)
+        where = f", {escape_slack(jira)}" if jira else ""
+        blocks.append(section(f"{escape_slack(item.title)} ({item.priority.value}{due}{where}) from *{incident.key}*"))
     return {"type": "home", "blocks": to_dicts(blocks)}
 
 

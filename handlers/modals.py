@@ -12,6 +12,7 @@ from slack_sdk.models.blocks import (
     MarkdownTextObject,
     Option,
     PlainTextInputElement,
+    StaticMultiSelectElement,
     StaticSelectElement,
 )
 from slack_sdk.models.views import View
@@ -19,6 +20,7 @@ from slack_sdk.models.views import View
 from core.enums import Phase, Severity
 from core.models import Incident
 from core.severity import ImpactFacts
+from core.statuspage import IMPACTS, STATUSES
 from core.templating import escape_slack
 
 DECLARE = "sitrep_declare"
@@ -149,6 +151,8 @@ def _value(values: dict[str, Any], block: str) -> Any:
         return (element.get("value") or "").strip()
     if kind in ("static_select", "radio_buttons"):
         return (element.get("selected_option") or {}).get("value")
+    if kind == "multi_static_select":
+        return [option["value"] for option in element.get("selected_options") or []]
     if kind == "checkboxes":
         return [option["value"] for option in element.get("selected_options") or []]
     if kind == "users_select":
@@ -203,7 +207,29 @@ def _incident_modal(
     ).to_dict()
 
 
-def update_view(incident: Incident) -> dict[str, Any]:
+PUBLISH = "publish"
+STATUSPAGE = "sitrep_statuspage"
+
+
+def _publish_box(label: str, *, checked: bool) -> InputBlock:
+    option = Option(value=PUBLISH, label=label)
+    return InputBlock(
+        block_id=PUBLISH,
+        label="Status page",
+        optional=True,
+        element=CheckboxesElement(action_id=PUBLISH, options=[option], initial_options=[option] if checked else None),
+    )
+
+
+def published(view: dict[str, Any]) -> bool | None:
+    """The publish checkbox: True or False, or None when the form had none."""
+    if PUBLISH not in ((view.get("state") or {}).get("values") or {}):
+        return None
+    return PUBLISH in (state_value(view, PUBLISH) or [])
+
+
+def update_view(incident: Incident, *, public: bool = False) -> dict[str, Any]:
+    """The update form; `public`: the incident is on the status page, so the update may be published too."""
     phases = {p.value: p.value.capitalize() for p in Phase if p != Phase.RESOLVED}
     current = (
         next(o for o in _options(phases) if o.value == incident.phase.value) if incident.phase.value in phases else None
@@ -224,6 +250,7 @@ def update_view(incident: Incident) -> dict[str, Any]:
                 label="What changed?",
                 element=PlainTextInputElement(action_id="text", multiline=True, max_length=2900),
             ),
+            *([_publish_box("Publish this update on the status page", checked=False)] if public else []),
         ],
     )
 
@@ -272,7 +299,8 @@ def _text_input(block_id: str, label: str, *, multiline: bool = False, optional:
     )
 
 
-def resolve_view(incident: Incident) -> dict[str, Any]:
+def resolve_view(incident: Incident, *, public: bool = False) -> dict[str, Any]:
+    """The resolve form; `public`: resolving resolves the public incident too (checked, unless private)."""
     return _incident_modal(
         incident,
         callback_id=RESOLVE,
@@ -286,8 +314,49 @@ def resolve_view(incident: Incident) -> dict[str, Any]:
             _text_input("lessons", "Lessons", multiline=True, hint="One per line."),
             _text_input("whys", "Five whys (optional)", multiline=True,
                         hint="One per line, as: Why did X happen? Because Y."),
+            *([_publish_box("Resolve it on the status page, components operational", checked=not incident.private)]
+              if public else []),
         ],
     )  # fmt: skip
+
+
+def statuspage_view(incident: Incident, components: list[tuple[str, str]]) -> dict[str, Any]:
+    """Make the incident public: title and message, the affected components by impact, the status."""
+    choices = [Option(value=component_id, label=name[:75]) for component_id, name in components[:100]]
+    statuses = _options({status: status.capitalize() for status in STATUSES})
+    current = next((o for o in statuses if o.value == incident.phase.value), statuses[0])
+    impacts = [
+        InputBlock(block_id=f"impact_{impact}", label=label, optional=True,
+                   element=StaticMultiSelectElement(action_id=f"impact_{impact}", options=choices,
+                                                    placeholder="Components"))
+        for impact, label in IMPACTS.items()
+    ] if choices else []  # fmt: skip
+    return _incident_modal(
+        incident,
+        callback_id=STATUSPAGE,
+        title="Publish on status page",
+        submit="Publish",
+        blocks=[
+            _text_input("name", "Public title", optional=False, hint="Customers see this: no internal names."),
+            _text_input("body", "Public message", multiline=True, optional=False),
+            *impacts,
+            InputBlock(block_id="status", label="Status",
+                       element=StaticSelectElement(action_id="status", options=statuses, initial_option=current)),
+        ],
+    )  # fmt: skip
+
+
+def statuspage_from_state(view: dict[str, Any]) -> dict[str, Any]:
+    components: dict[str, str] = {}
+    for impact in IMPACTS:  # the worst impact named for a component wins (IMPACTS goes from mild to severe)
+        for component in state_value(view, f"impact_{impact}") or []:
+            components[component] = impact
+    return {
+        "name": state_value(view, "name") or "",
+        "body": state_value(view, "body") or "",
+        "status": state_value(view, "status") or "investigating",
+        "components": components,
+    }
 
 
 def lines(text: str | None) -> list[str]:

@@ -14,9 +14,12 @@ MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 SEVERITY_WORDS = "`sev1`, `sev2`, `sev3` or `sev4`"
 ROLE_WORDS = "`commander`, `comms`, `scribe` or `ops`"
 # The commands that change an incident: they take membership of its channel (SPEC §15).
-CHANGING_COMMANDS = ("update", "severity", "role", "note", "action", "resolve", "reopen", "pir", "page")
+CHANGING_COMMANDS = (
+    "update", "severity", "role", "note", "action", "resolve", "reopen", "pir", "page", "jira", "statuspage",
+)  # fmt: skip
 CHANNEL_COMMANDS = (
     "update", "severity", "role", "note", "action", "status", "timeline", "resolve", "pir", "catchup", "page",
+    "jira", "statuspage",
 )  # fmt: skip
 
 
@@ -31,6 +34,7 @@ class Command:
     user_id: str | None = None
     priority: Priority | None = None
     due: date | None = None
+    public: bool = False  # `update --public`: publish to the status page too
     extras: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -87,18 +91,24 @@ def _declare(rest: str) -> Command:
 
 
 def _update(rest: str) -> Command:
+    words = rest.split()
+    public = "--public" in words
+    if public:
+        rest = " ".join(word for word in words if word != "--public")
     if not rest:
+        if public:
+            raise InvalidInput("Say what to publish, e.g. `/incident update monitoring --public Fix deployed`.")
         return Command("update")  # opens the modal
     head, _, tail = rest.partition(" ")
     try:
         phase = Phase(head.lower())
     except ValueError:
-        return Command("update", text=rest)
+        return Command("update", text=rest, public=public)
     if phase == Phase.RESOLVED:
         raise InvalidInput("To resolve, use `/incident resolve <root cause>`.")
     if not tail.strip():
         raise InvalidInput(f"Say what changed after `{head}`, e.g. `/incident update {head} Rolling back v2.4.1`.")
-    return Command("update", text=tail.strip(), phase=phase)
+    return Command("update", text=tail.strip(), phase=phase, public=public)
 
 
 def _severity(rest: str) -> Command:
@@ -193,6 +203,8 @@ _PARSERS = {
     "resolve": _plain("resolve"),
     "reopen": _reopen,
     "pir": _plain("pir"),
+    "jira": _plain("jira"),
+    "statuspage": _plain("statuspage"),
     "list": _plain("list"),
     "catchup": _plain("catchup"),
     "stats": _stats,

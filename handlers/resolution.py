@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 
 from slack_sdk.errors import SlackApiError
 
-from core import paging, store
+from core import jira, paging, statuspage, store
 from core.errors import InvalidState, NotFound
 from core.incident_export import export_incident
 from core.models import Incident
@@ -75,7 +75,9 @@ def resolve(
     customer_impact: str | None = None,
     lessons: Iterable[str] = (),
     five_whys: Iterable[Mapping[str, str]] = (),
+    publish: bool | None = None,
 ) -> None:
+    """Resolve; `publish` resolves the public incident on the status page (unsaid: unless the incident is private)."""
     with deps.tx() as session:
         incident = store.reload(session=session, incident=incident)
         store.resolve(
@@ -90,6 +92,12 @@ def resolve(
             five_whys=five_whys,
         )
         paging.on_resolve(session=session, incident=incident, paging=deps.config.paging, now=deps.now())
+        if deps.config.jira.enabled and jira.has_issue(session=session, incident=incident):
+            export = export_incident(session=session, incident=incident, names=incident.people or {})
+            pir = build_pir(export, cadence=deps.config.cadence, timezone=deps.config.timezone, now=deps.now())
+            jira.on_resolve(session=session, incident=incident, rules=deps.config.jira, now=deps.now(),
+                            summary=pir.summary)  # fmt: skip
+        statuspage.on_resolve(session=session, incident=incident, now=deps.now(), publish=publish)
     flows.post_in_channel(deps, incident, f":white_check_mark: <@{actor_id}> resolved {incident.key}.")
     flows.refresh_topic(deps, incident)
     flows.refresh_announcement(deps, incident)

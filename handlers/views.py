@@ -6,7 +6,7 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-from core import store
+from core import statuspage, store
 from core.enums import Phase, Severity
 from core.models import Incident
 from handlers import alerts, flows, modals, resolution
@@ -78,6 +78,7 @@ def run_update(deps: Deps, body: dict[str, Any]) -> None:
         phase=Phase(phase) if phase else None,
         text=modals.state_value(view, "text") or "",
         author_id=body["user"]["id"],
+        public=bool(modals.published(view)),
     )
 
 
@@ -96,7 +97,24 @@ def run_severity(deps: Deps, body: dict[str, Any]) -> None:
 def run_resolve(deps: Deps, body: dict[str, Any]) -> None:
     view = body["view"]
     incident = _incident_of(deps, view, body["user"]["id"])
-    resolution.resolve(deps, incident, actor_id=body["user"]["id"], **modals.resolution_from_state(view))
+    resolution.resolve(deps, incident, actor_id=body["user"]["id"], publish=modals.published(view),
+                       **modals.resolution_from_state(view))  # fmt: skip
+
+
+def ack_statuspage(ack: Ack, view: dict[str, Any]) -> None:
+    values = modals.statuspage_from_state(view)
+    errors = {block: "Required." for block in ("name", "body") if not " ".join(values[block].split())}
+    ack(response_action="errors", errors=errors) if errors else ack()
+
+
+def run_statuspage(deps: Deps, body: dict[str, Any]) -> None:
+    view = body["view"]
+    incident = _incident_of(deps, view, body["user"]["id"])
+    with deps.tx() as session:
+        incident = store.reload(session=session, incident=incident)
+        statuspage.publish(session=session, incident=incident, now=deps.now(), **modals.statuspage_from_state(view))
+    flows.post_in_channel(deps, incident, f":globe_with_meridians: <@{body['user']['id']}> is making "
+                                          f"{incident.key} public on the status page.")  # fmt: skip
 
 
 
@@ -105,5 +123,6 @@ def register(app: App) -> None:
     app.view(modals.UPDATE)(ack=ack_update, lazy=[guarded(run_update)])
     app.view(modals.SEVERITY)(**after_ack(run_severity))
     app.view(modals.RESOLVE)(**after_ack(run_resolve))
+    app.view(modals.STATUSPAGE)(ack=ack_statuspage, lazy=[guarded(run_statuspage)])
     app.action(modals.IMPACT_ACTION)(ack=ack_impact_changed, lazy=[guarded(run_impact_changed)])
 

@@ -99,8 +99,21 @@ BAD = [
     ("SITREP_OUTBOX_GIVE_UP", "never", "SITREP_OUTBOX_GIVE_UP: 'never' is not a duration: use a positive number "
                                        "with s, m, h or d"),
 ]  # fmt: skip
+BAD += [
+    ("JIRA_URL", "example.atlassian.net", "JIRA_URL: use an http(s) URL"),
+    ("JIRA_EMAIL", "sitrep", "JIRA_EMAIL: use the email address of the Jira account sitrep acts as"),
+    ("JIRA_PROJECT", "ops project", "JIRA_PROJECT: use a project key such as OPS"),
+    ("JIRA_ISSUE_TYPE", "", "JIRA_ISSUE_TYPE: use an issue type name, e.g. Task"),
+    ("JIRA_ACTION_ISSUE_TYPE", "", "JIRA_ACTION_ISSUE_TYPE: use an issue type name, e.g. Task"),
+    ("SITREP_JIRA_SEVERITIES", "sev9", "SITREP_JIRA_SEVERITIES: unknown severity 'sev9': use sev1..sev4"),
+    ("JIRA_DONE_TRANSITION", "", "JIRA_DONE_TRANSITION: use a transition or status name, e.g. Done"),
+    ("JIRA_PRIORITIES", "sev9=High", "JIRA_PRIORITIES: unknown severity 'sev9': use sev1..sev4"),
+    ("STATUSPAGE_PAGE_ID", "bad id!", "STATUSPAGE_PAGE_ID: use the page id from the Statuspage API page"),
+    ("STATUSPAGE_API_URL", "api.statuspage.io", "STATUSPAGE_API_URL: use an http(s) URL"),
+]
 # Secrets of other systems that sitrep cannot check before using them: any value is taken as it is.
-FREE_FORM = {"PAGERDUTY_ROUTING_KEY", "PAGERDUTY_API_TOKEN", "PAGERDUTY_WEBHOOK_SECRET"}
+FREE_FORM = {"PAGERDUTY_ROUTING_KEY", "PAGERDUTY_API_TOKEN", "PAGERDUTY_WEBHOOK_SECRET", "JIRA_API_TOKEN", "JIRA_PAT",
+             "STATUSPAGE_API_KEY"}  # fmt: skip
 
 
 def test_the_table_has_every_setting() -> None:
