@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx2
 
-from bot.pagerduty import retry_after
+from bot.remote import refusal_words, retry_after
 from core.outbox import DeliveryError
 
 TIMEOUT = 10.0
@@ -82,12 +82,10 @@ class Api:
 
 def _why(response: httpx2.Response) -> str:
     """The remote's own words for a refusal, short (Jira: errorMessages and errors; Statuspage: error)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return ""
-    if not isinstance(body, dict):
-        return ""
+    return refusal_words(response, _atlassian_words)
+
+
+def _atlassian_words(body: dict[str, Any]) -> list[str]:
     words = [str(m) for m in body.get("errorMessages") or [] if isinstance(m, str)]
     errors = body.get("errors")
     if isinstance(errors, dict):
@@ -96,5 +94,4 @@ def _why(response: httpx2.Response) -> str:
         words += [str(e) for e in errors if isinstance(e, str)]
     if isinstance(body.get("error"), str):
         words.append(body["error"])
-    text = "; ".join(w for w in words if w)
-    return f": {text[:300]}" if text else ""
+    return words

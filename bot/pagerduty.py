@@ -11,8 +11,7 @@ import copy
 import hashlib
 import hmac
 import logging
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx2
@@ -20,26 +19,12 @@ from pagerduty import Error as PagerDutyError
 from pagerduty import RestApiV2Client
 from pydantic import SecretStr
 
+from bot.remote import refusal_words, retry_after
 from core.outbox import Delivery, DeliveryError, Sent
 from core.paging import RESOLVE, TRIGGER, OnCallPerson, people_on_call
 
 log = logging.getLogger("sitrep.pagerduty")
 TIMEOUT = 10.0
-
-
-def retry_after(value: str | None, now: datetime) -> timedelta | None:
-    """A Retry-After header (seconds, or an HTTP date) as a wait; None when absent or unreadable."""
-    if not value:
-        return None
-    try:
-        return timedelta(seconds=max(0.0, float(value)))
-    except ValueError:
-        pass
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(timedelta(0), moment.astimezone(UTC) - now) if moment.tzinfo else None
 
 
 def channel_url(team_url: str | None, channel_id: str) -> str:
@@ -101,15 +86,11 @@ class EventsSender:
 
 def _why(response: httpx2.Response) -> str:
     """PagerDuty's own words for a refusal (its `message` and `errors`), short."""
-    try:
-        body = response.json()
-    except ValueError:
-        return ""
-    if not isinstance(body, dict):
-        return ""
-    words = [str(body.get("message") or "")] + [str(e) for e in body.get("errors") or [] if isinstance(e, str)]
-    text = "; ".join(w for w in words if w)
-    return f": {text[:300]}" if text else ""
+    return refusal_words(response, _pagerduty_words)
+
+
+def _pagerduty_words(body: dict[str, Any]) -> list[str]:
+    return [str(body.get("message") or "")] + [str(e) for e in body.get("errors") or [] if isinstance(e, str)]
 
 
 LOOPBACK = ("http://127.0.0.1:", "http://localhost:", "http://[::1]:")

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.pagerduty import retry_after, signature_valid
+from bot.pagerduty import signature_valid
+from bot.remote import retry_after
 from core.errors import InvalidInput
 from core.paging import OnCallPerson, WebhookEvent, our_incident_key, people_on_call
 
