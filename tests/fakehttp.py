@@ -7,11 +7,13 @@ import json
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from jsonschema import Draft7Validator
+
+from standin.http import LocalServer
 
 Answer = tuple[int, Any, dict[str, str]]
 
@@ -52,49 +54,23 @@ class JsonFake:
         self.refused: list[tuple[str, Any]] = []
         self._failures: list[tuple[int, dict[str, str]]] = []
         self._lock = threading.RLock()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: LocalServer | None = None
 
     # --- control ------------------------------------------------------------------------------------
 
     def start(self) -> JsonFake:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # Headers and body leave in two writes: without this the body waits for the client's delayed ACK
-            # (40 ms) on a kept-open connection.
-            disable_nagle_algorithm = True
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:  # noqa: N802
-                fake._handle(self, "GET")
-
-            def do_POST(self) -> None:  # noqa: N802
-                fake._handle(self, "POST")
-
-            def do_PUT(self) -> None:  # noqa: N802
-                fake._handle(self, "PUT")
-
-            def do_PATCH(self) -> None:  # noqa: N802
-                fake._handle(self, "PATCH")
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = LocalServer(self._handle, methods=("GET", "POST", "PUT", "PATCH"), keep_alive=True)
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
 
     @property
     def url(self) -> str:
         assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._server.url
 
     def fail_next(self, status: int, times: int = 1, **headers: str) -> None:
         """The next `times` requests are answered `status` (with these headers, e.g. Retry_After="3")."""
