@@ -47,6 +47,15 @@ def test_quick_declare_runs_every_step_of_the_flow(bot: Harness) -> None:
     assert incident.declare_step == "confirmed" and incident.severity == Severity.SEV2
 
 
+def test_slack_is_asked_who_the_bot_is_once(bot: Harness) -> None:
+    """Bolt gets the identity of sitrep's own auth.test through `authorize`: no auth.test per request, and no
+    second one on the first request (as Bolt's own token check would make)."""
+    bot.command("declare sev3 Identity check")
+    bot.slack.event(bot.fake.post_as_user(bot.incident("INC-1").channel_id or "", ALICE, "hello"))
+    bot.command("status", channel=bot.incident("INC-1").channel_id)
+    assert len(bot.fake.calls_to("auth.test")) == 1
+
+
 def test_declare_through_the_modal_shows_the_suggestion_and_its_reasons(bot: Harness) -> None:
     bot.command("declare")
     view = bot.fake.last_view("sitrep_declare")
